@@ -1,0 +1,10 @@
+"""netsift's analyzer: the pipeline from captures to frames, reports, exports and the CLI.
+
+>>> from analyzer import analyze
+>>> result = analyze("capture.pcap")      # doctest: +SKIP
+>>> result.packets, result.weird          # doctest: +SKIP
+"""
+
+from .pipeline import SAMPLE, AnalysisResult, CaptureWarning, analyze
+
+__all__ = ["analyze", "AnalysisResult", "CaptureWarning", "SAMPLE"]

@@ -1,0 +1,128 @@
+"""The ``netsift`` command line (click).  Thin: each command parses options and calls one function."""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from captures import CaptureError
+
+from . import export
+from .pipeline import SAMPLE, AnalysisResult, CaptureWarning, analyze, capture_stats
+
+TABLE_NAMES = ("packets", "weird")
+stderr = Console(stderr=True)
+
+
+def _fail(error: Exception) -> None:
+    """One line on stderr, exit status 2: bad input never shows a traceback."""
+    click.echo(f"netsift: error: {error}", err=True)
+    sys.exit(2)
+
+
+class _Progress:
+    """A rich progress display on stderr, shown only on a terminal and only after the first second."""
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.live = None
+        self.task = None
+
+    def __call__(self, packets: int) -> None:
+        if not stderr.is_terminal or time.monotonic() - self.started < 1.0:
+            return
+        if self.live is None:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            self.live = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                 console=stderr, transient=True)
+            self.live.start()
+            self.task = self.live.add_task("reading")
+        self.live.update(self.task, description=f"{packets:,} packets")
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+def _run_analysis(capture: str) -> AnalysisResult:
+    progress = _Progress()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CaptureWarning)   # printed below, once
+            return analyze(capture, progress=progress)
+    except CaptureError as error:
+        _fail(error)
+    finally:
+        progress.close()
+
+
+def _print_rows(title: str, rows) -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in rows:
+        table.add_row(label, value)
+    Console().print(table)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="netsift")
+def main() -> None:
+    """netsift: packet captures to pandas frames, with Wireshark and Zeek field names."""
+
+
+@main.command()
+@click.argument("capture", required=False, default=SAMPLE, type=click.Path(dir_okay=True))
+def info(capture: str) -> None:
+    """Summarise CAPTURE like capinfos (default: the bundled sample)."""
+    try:
+        capture_info, stats, reader_warnings = capture_stats(capture)
+    except CaptureError as error:
+        _fail(error)
+    for message in reader_warnings:
+        click.echo(f"netsift: warning: {message}", err=True)
+    _print_rows("Capture", stats.rows(capture_info))
+
+
+@main.command(name="analyze")
+@click.argument("capture", required=False, default=SAMPLE, type=click.Path(dir_okay=True))
+@click.option("-o", "--output", "output", type=click.Path(file_okay=False),
+              help="Directory to write one file per table into.")
+@click.option("--format", "file_format", type=click.Choice(sorted(export.EXTENSIONS)), default="parquet",
+              show_default=True, help="File format of the tables written with -o.")
+@click.option("--tables", default=",".join(TABLE_NAMES), show_default=True,
+              help="Comma-separated tables to write.")
+def analyze_command(capture: str, output: str | None, file_format: str, tables: str) -> None:
+    """Dissect CAPTURE (pcap or pcapng, gzip allowed; default: the bundled sample) and summarise it.
+
+    With -o, write the tables to files as well.
+    """
+    names = [name.strip() for name in tables.split(",") if name.strip()]
+    unknown = [name for name in names if name not in TABLE_NAMES]
+    if unknown:
+        _fail(click.BadParameter(f"unknown table {', '.join(unknown)}; choose from {', '.join(TABLE_NAMES)}"))
+    result = _run_analysis(capture)
+    for message in result.warnings:
+        click.echo(f"netsift: warning: {message}", err=True)
+    rows = result.stats.rows(result.capture)
+    rows += [(f"{name} rows", f"{len(frame):,}") for name, frame in result.tables.items()]
+    if len(result.weird):
+        counts = result.weird["name"].value_counts()
+        rows += [(f"weird: {name}", f"{count:,}") for name, count in counts.head(10).items()]
+    _print_rows("netsift analysis", rows)
+    if output:
+        try:
+            paths = export.write_tables(result.tables, output, file_format, names)
+        except OSError as error:
+            _fail(error)
+        for path in paths:
+            click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

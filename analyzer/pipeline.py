@@ -1,0 +1,147 @@
+"""The pipeline: drives a capture's batches through the dissectors into frames.
+
+``analyze(path)`` reads a capture in batches, runs
+:func:`dissectors.dissect` on each batch and hands the batch and its columns
+to every stage (the ``packets`` table builder now; connection tracking and
+application dissectors hook in the same way: a ``feed(batch, fields)`` per
+batch and a ``finish()`` that returns frames).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings as warnings_module
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pandas as pd
+
+from captures import CaptureInfo, open_capture
+from captures.batch import PacketBatch
+from dissectors import Fields, dissect
+
+from . import schema
+from .frames import TableBuilder
+from .summary import CaptureStats
+from .weird import WeirdCollector
+
+DEFAULT_BATCH_PACKETS = 65536
+SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "captures", "samples",
+                      "mixed.pcap")
+
+
+class CaptureWarning(UserWarning):
+    """A capture was only partly readable (truncated or damaged); the readable part was analysed."""
+
+
+@dataclass
+class AnalysisResult:
+    """What :func:`analyze` found in one capture.
+
+    Attributes:
+        capture: the reader's metadata (file format, interfaces and link
+            types, snaplen, …).
+        packets: one row per frame, in file order (schema
+            :data:`analyzer.schema.PACKETS`).
+        weird: one row per anomaly (Zeek weird.log fields plus ``frame.number``).
+        warnings: reader warnings (truncation, damage), each one line.
+        tables: every frame by table name (``packets``, ``weird``, …).
+        stats: capinfos-style figures (packets, bytes, first/last time).
+    """
+
+    capture: CaptureInfo
+    tables: dict[str, pd.DataFrame]
+    warnings: list[str] = field(default_factory=list)
+    stats: CaptureStats = field(default_factory=CaptureStats)
+
+    @property
+    def packets(self) -> pd.DataFrame:
+        return self.tables["packets"]
+
+    @property
+    def weird(self) -> pd.DataFrame:
+        return self.tables["weird"]
+
+    @property
+    def packet_count(self) -> int:
+        """Frames read."""
+        return len(self.packets)
+
+    @property
+    def first_time(self) -> float | None:
+        """Epoch seconds of the earliest frame (None when there are none)."""
+        times = self.packets["frame.time_epoch"]
+        return None if times.empty else float(times.min())
+
+    @property
+    def last_time(self) -> float | None:
+        """Epoch seconds of the latest frame (None when there are none)."""
+        times = self.packets["frame.time_epoch"]
+        return None if times.empty else float(times.max())
+
+
+class PacketsStage:
+    """Builds the ``packets`` and ``weird`` tables."""
+
+    def __init__(self):
+        self.packets = TableBuilder(schema.PACKETS, aliases={"ts": "frame.time_epoch"})
+        self.weird = WeirdCollector()
+
+    def feed(self, batch: PacketBatch, fields: Fields) -> None:
+        self.weird.add(self.packets.rows, fields.weird)
+        self.packets.add(len(batch), fields.values, fields.valid)
+
+    def finish(self) -> dict[str, pd.DataFrame]:
+        packets = self.packets.frame()
+        return {"packets": packets, "weird": self.weird.frame(packets)}
+
+
+def analyze(path: str | os.PathLike = SAMPLE, batch_packets: int = DEFAULT_BATCH_PACKETS,
+            progress: Callable[[int], None] | None = None) -> AnalysisResult:
+    """Analyse a pcap or pcapng file (optionally gzip-compressed).
+
+    Args:
+        path: the capture; default the bundled sample ``captures/samples/mixed.pcap``.
+        batch_packets: frames per batch (memory per batch grows with it).
+        progress: called after each batch with the number of frames read so far.
+
+    Returns:
+        :class:`AnalysisResult` with ``packets`` and ``weird`` frames.
+
+    Raises:
+        captures.CaptureError: the file is missing, unreadable, not a capture,
+            or has a corrupt file header.  A file damaged later is analysed up
+            to the damage; the reader's warning is in ``result.warnings`` and
+            is also issued as a :class:`CaptureWarning`.
+    """
+    stages = [PacketsStage()]
+    stats = CaptureStats()
+    with open_capture(path) as reader:
+        for batch in reader.batches(max_packets=batch_packets):
+            stats.update(batch)
+            fields = dissect(batch)
+            for stage in stages:
+                stage.feed(batch, fields)
+            if progress is not None:
+                progress(reader.packets)
+        info, reader_warnings = reader.info, list(reader.warnings)
+    for message in reader_warnings:
+        warnings_module.warn(message, CaptureWarning, stacklevel=2)
+    tables: dict[str, pd.DataFrame] = {}
+    for stage in stages:
+        tables.update(stage.finish())
+    return AnalysisResult(capture=info, tables=tables, warnings=reader_warnings, stats=stats)
+
+
+def capture_stats(path: str | os.PathLike, batch_packets: int = DEFAULT_BATCH_PACKETS
+                  ) -> tuple[CaptureInfo, CaptureStats, list[str]]:
+    """capinfos figures of a capture without dissecting it (reads every record once).
+
+    Raises:
+        captures.CaptureError: as :func:`analyze`.
+    """
+    stats = CaptureStats()
+    with open_capture(path) as reader:
+        for batch in reader.batches(max_packets=batch_packets):
+            stats.update(batch)
+        return reader.info, stats, list(reader.warnings)

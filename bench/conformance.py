@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""Conformance of netsift's ``packets`` frame with Wireshark's tshark.
+
+Usage::
+
+    python bench/conformance.py tshark [--corpus DIR] [--files GLOB] [--top N]
+
+For every capture of the corpus that has a ``X.tshark.tsv`` beside it (a
+``tshark -T fields -E header=y -E occurrence=a -E aggregator=,`` dump made by
+TShark 4.0.17, see the corpus README), run :func:`analyzer.analyze` and compare
+its ``packets`` frame with the tsv frame by frame (joined on
+``frame.number``), for every field in :data:`FIELDS` that both have.
+
+Rules of the comparison:
+
+- Only the **first** comma-separated value of a tsv cell is used: the
+  outermost occurrence, which is what netsift's first-occurrence-wins
+  columns hold.
+- A cell agrees when both sides are empty, or both are set and equal after
+  normalising their text: integers are compared as integers (tshark prints
+  ``tcp.flags`` in hex, ``0x0018``), booleans as 0/1, addresses as
+  lower-case text.
+- ``frame.time_epoch`` is compared **at nanosecond precision**: the tsv has 9
+  decimals, parsed as an exact integer of ns; netsift's side is the integer
+  ns of the ``ts`` column (``datetime64[ns]``), not the float64 seconds of
+  ``frame.time_epoch`` (which cannot hold ns for present-day times).
+- A frame present on one side only counts as a mismatch in every field
+  (shown as ``<no frame>``).
+
+The corpus directory is ``--corpus``, else ``$NETSIFT_CORPUS``, else
+``<repo>/../shared/corpus``.  Mismatches that are by design are listed in
+:data:`DELIBERATE_DIFFERENCES`; the report counts them separately.  Always
+exits 0: it reports, ``tests/test_conformance.py`` asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import fnmatch
+import os
+import sys
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+# Fields compared, in report order: the tsv's L2–L4 header fields that the packets frame also has.
+FIELDS = (
+    "frame.number", "frame.time_epoch", "frame.len",
+    "eth.src", "eth.dst", "vlan.id",
+    "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "ip.proto", "ipv6.nxt", "ip.ttl",
+    "ip.flags.mf", "ip.frag_offset",
+    "tcp.srcport", "tcp.dstport", "tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.len",
+    "udp.srcport", "udp.dstport", "udp.length",
+)
+ADDRESS_FIELDS = {"eth.src", "eth.dst", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst"}
+MISSING_FRAME = "<no frame>"
+
+# (file glob relative to the corpus, field, reason).  A mismatch of a matching
+# file and field is expected; every entry must say why netsift is right or why
+# the difference is a deliberate choice.
+TRANSPORT_FIELDS = ("tcp.srcport", "tcp.dstport", "tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.len",
+                    "udp.srcport", "udp.dstport", "udp.length")
+DELIBERATE_DIFFERENCES: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass
+class FileComparison:
+    """The comparison of one capture with its tsv.
+
+    Attributes:
+        file: the capture's name relative to the corpus (``zeek/x.pcap``).
+        counts: ``{field: (cells compared, cells equal)}``.
+        mismatches: ``{(field, ours, theirs): (count, first frame.number)}``.
+        frames_ours, frames_theirs: rows on each side.
+        warnings: the reader's warnings for the capture.
+        error: the exception text if ``analyze`` raised (then nothing was compared).
+    """
+
+    file: str
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    mismatches: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
+    frames_ours: int = 0
+    frames_theirs: int = 0
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def failing_fields(self) -> list[str]:
+        """Fields with at least one unequal cell."""
+        return [name for name, (compared, equal) in self.counts.items() if compared != equal]
+
+
+def corpus_dir(arg: str | os.PathLike | None = None) -> Path:
+    """The corpus directory: ``arg``, else ``$NETSIFT_CORPUS``, else ``<repo>/../shared/corpus``."""
+    if arg:
+        return Path(arg)
+    env = os.environ.get("NETSIFT_CORPUS")
+    return Path(env) if env else REPO.parent / "shared" / "corpus"
+
+
+def relative_name(pcap_path: str | os.PathLike) -> str:
+    """``zeek/x.pcap``: the capture's directory name and file name, as globs and reports use them."""
+    path = Path(pcap_path)
+    return f"{path.parent.name}/{path.name}"
+
+
+def tsv_captures(corpus: str | os.PathLike, pattern: str = "*") -> list[Path]:
+    """Captures under ``corpus`` (one level of subdirectories) that have a ``.tshark.tsv``, sorted.
+
+    ``pattern`` is a glob on the relative name (``zeek/dns*``) or on the bare file name.
+    """
+    found = []
+    for tsv in sorted(Path(corpus).glob("*/*.tshark.tsv")):
+        pcap = tsv.with_name(tsv.name[: -len(".tshark.tsv")])
+        if pcap.exists() and _matches(pcap, pattern):
+            found.append(pcap)
+    return found
+
+
+def all_captures(corpus: str | os.PathLike, subdirs=("zeek", "malformed")) -> list[Path]:
+    """Every capture file (``.pcap``, ``.pcapng``, ``.cap``…, not logs or tsvs) in ``subdirs``."""
+    found = []
+    for sub in subdirs:
+        for path in sorted((Path(corpus) / sub).glob("*")):
+            if path.is_file() and not path.name.endswith((".tsv", ".log", ".txt", ".md")):
+                found.append(path)
+    return found
+
+
+def _matches(pcap: Path, pattern: str) -> bool:
+    return fnmatch.fnmatch(relative_name(pcap), pattern) or fnmatch.fnmatch(pcap.name, pattern)
+
+
+def deliberate_reason(file: str, field_name: str) -> str | None:
+    """The reason recorded in :data:`DELIBERATE_DIFFERENCES` for ``field_name`` of ``file``, if any."""
+    for pattern, name, reason in DELIBERATE_DIFFERENCES:
+        if name == field_name and fnmatch.fnmatch(file, pattern):
+            return reason
+    return None
+
+
+# ---- normalisation -------------------------------------------------------------------------
+
+
+def load_tsv(path: str | os.PathLike) -> pd.DataFrame:
+    """The tsv as text (every cell a ``str``, empty for unset), one row per frame."""
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False,
+                       quoting=csv.QUOTE_NONE, encoding="utf-8", encoding_errors="replace")
+
+
+def _epoch_ns_text(text: str) -> str:
+    """Exact integer ns of tshark's ``seconds.fraction`` text (``''`` stays ``''``)."""
+    if not text:
+        return ""
+    negative = text.startswith("-")
+    whole, _, fraction = text.lstrip("-").partition(".")
+    ns = int(whole or 0) * 1_000_000_000 + int((fraction + "000000000")[:9])
+    return str(-ns if negative else ns)
+
+
+def _theirs(field_name: str, cell: str) -> str:
+    """Normal form of the first occurrence in a tsv cell."""
+    value = cell.split(",", 1)[0].strip()
+    if not value:
+        return ""
+    if field_name == "frame.time_epoch":
+        return _epoch_ns_text(value)
+    if field_name in ADDRESS_FIELDS:
+        return value.lower()
+    if value in ("True", "False"):
+        return "1" if value == "True" else "0"
+    try:
+        return str(int(value, 0))
+    except ValueError:
+        return value
+
+
+def _ours(packets: pd.DataFrame, field_name: str) -> np.ndarray:
+    """Normal form of netsift's column as an object array of ``str`` (``''`` for null)."""
+    if field_name == "frame.time_epoch":
+        stamps = packets["ts"]
+        ns = stamps.array.asi8 if hasattr(stamps.array, "asi8") else stamps.astype("int64").to_numpy()
+        text = ns.astype(str).astype(object)
+        text[stamps.isna().to_numpy()] = ""
+        return text
+    column = packets[field_name]
+    missing = column.isna().to_numpy()
+    if field_name in ADDRESS_FIELDS:
+        text = column.astype(object).to_numpy()
+        text = np.array([str(v).lower() for v in text], dtype=object)
+    else:
+        values = column.to_numpy(dtype=object, na_value=0)
+        text = np.array([str(int(v)) for v in values], dtype=object)
+    text[missing] = ""
+    return text
+
+
+# ---- comparison ----------------------------------------------------------------------------
+
+
+def analyze_quietly(pcap_path: str | os.PathLike):
+    """``analyzer.analyze(pcap_path)`` with its CaptureWarnings kept in the result, not printed."""
+    from analyzer import analyze
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return analyze(pcap_path)
+
+
+def compare_file(pcap_path: str | os.PathLike, tsv_path: str | os.PathLike | None = None) -> FileComparison:
+    """Compare netsift's packets frame of ``pcap_path`` with its tshark tsv (default ``X.tshark.tsv``)."""
+    pcap_path = Path(pcap_path)
+    tsv_path = Path(tsv_path) if tsv_path else pcap_path.with_name(pcap_path.name + ".tshark.tsv")
+    result = FileComparison(relative_name(pcap_path))
+    theirs = load_tsv(tsv_path)
+    result.frames_theirs = len(theirs)
+    try:
+        analysis = analyze_quietly(pcap_path)
+    except Exception as error:  # reported, and the test fails on it
+        result.error = f"{type(error).__name__}: {error}"
+        return result
+    packets = analysis.packets
+    result.warnings = list(analysis.warnings)
+    result.frames_ours = len(packets)
+
+    our_numbers = packets["frame.number"].to_numpy(dtype=np.int64, na_value=-1)
+    their_numbers = theirs["frame.number"].astype(np.int64).to_numpy()
+    numbers = np.union1d(our_numbers, their_numbers)
+    our_index = pd.Index(our_numbers).get_indexer(numbers)
+    their_index = pd.Index(their_numbers).get_indexer(numbers)
+
+    for name in FIELDS:
+        if name not in theirs.columns or (name != "frame.time_epoch" and name not in packets.columns):
+            continue
+        ours_all = _ours(packets, name)
+        theirs_all = np.array([_theirs(name, cell) for cell in theirs[name]], dtype=object)
+        ours = np.where(our_index >= 0, ours_all[np.maximum(our_index, 0)] if len(ours_all) else "", MISSING_FRAME)
+        theirs_col = np.where(their_index >= 0, theirs_all[np.maximum(their_index, 0)] if len(theirs_all) else "",
+                              MISSING_FRAME)
+        equal = ours == theirs_col
+        result.counts[name] = (len(numbers), int(equal.sum()))
+        for i in np.flatnonzero(~equal):
+            key = (name, str(ours[i]), str(theirs_col[i]))
+            count, example = result.mismatches.get(key, (0, int(numbers[i])))
+            result.mismatches[key] = (count + 1, example)
+    return result
+
+
+# ---- report --------------------------------------------------------------------------------
+
+
+def report(results: list[FileComparison], top: int = 20, out=sys.stdout) -> None:
+    """Print per-field agreement, the overall figure and the largest mismatch groups."""
+    totals: dict[str, list[int]] = {name: [0, 0, 0] for name in FIELDS}   # compared, equal, deliberate
+    for result in results:
+        for name, (compared, equal) in result.counts.items():
+            totals[name][0] += compared
+            totals[name][1] += equal
+        for (name, _, _), (count, _) in result.mismatches.items():
+            if deliberate_reason(result.file, name):
+                totals[name][2] += count
+    print(f"{len(results)} captures compared with tshark\n", file=out)
+    print(f"{'field':<18} {'compared':>9} {'equal':>9} {'%':>8} {'deliberate':>10} {'% excl.':>8}", file=out)
+    all_compared = all_equal = all_deliberate = 0
+    for name, (compared, equal, deliberate) in totals.items():
+        if not compared:
+            continue
+        all_compared, all_equal, all_deliberate = all_compared + compared, all_equal + equal, all_deliberate + deliberate
+        print(f"{name:<18} {compared:>9} {equal:>9} {100 * equal / compared:>7.3f}% {deliberate:>10} "
+              f"{100 * (equal + deliberate) / compared:>7.3f}%", file=out)
+    if all_compared:
+        print(f"{'overall':<18} {all_compared:>9} {all_equal:>9} {100 * all_equal / all_compared:>7.3f}% "
+              f"{all_deliberate:>10} {100 * (all_equal + all_deliberate) / all_compared:>7.3f}%", file=out)
+    print("(frame.time_epoch compared as integer ns: tsv's 9 decimals vs netsift's ts column)", file=out)
+
+    errors = [r for r in results if r.error]
+    if errors:
+        print("\nanalyze() raised:", file=out)
+        for r in errors:
+            print(f"  {r.file}: {r.error}", file=out)
+    counts = [r for r in results if not r.error and r.frames_ours != r.frames_theirs]
+    if counts:
+        print("\nframe counts differ:", file=out)
+        for r in counts:
+            print(f"  {r.file}: netsift {r.frames_ours}, tshark {r.frames_theirs}; warnings {r.warnings}", file=out)
+
+    groups = []
+    for r in results:
+        for (name, ours, theirs), (count, example) in r.mismatches.items():
+            groups.append((count, r.file, name, ours, theirs, example, deliberate_reason(r.file, name)))
+    groups.sort(key=lambda g: (g[6] is not None, -g[0], g[1], g[2]))
+    shown = groups[:top]
+    if shown:
+        print(f"\ntop {len(shown)} of {len(groups)} mismatch groups (unexplained first):", file=out)
+        print(f"{'count':>6}  {'file':<44} {'field':<15} {'ours':<20} {'theirs':<20} {'frame':>6}  deliberate",
+              file=out)
+        for count, file, name, ours, theirs, example, reason in shown:
+            print(f"{count:>6}  {file:<44} {name:<15} {ours[:20]:<20} {theirs[:20]:<20} {example:>6}  "
+                  f"{'yes' if reason else ''}", file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("oracle", choices=["tshark"], help="the reference to compare with")
+    parser.add_argument("--corpus", help="corpus directory (default $NETSIFT_CORPUS or <repo>/../shared/corpus)")
+    parser.add_argument("--files", default="*", help="glob on 'zeek/name.pcap' or the file name (default all)")
+    parser.add_argument("--top", type=int, default=20, help="mismatch groups to show (default 20)")
+    args = parser.parse_args(argv)
+    corpus = corpus_dir(args.corpus)
+    captures = tsv_captures(corpus, args.files)
+    if not captures:
+        print(f"no captures with a .tshark.tsv under {corpus} matching {args.files!r}")
+        return 0
+    report([compare_file(path) for path in captures], top=args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

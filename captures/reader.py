@@ -1,0 +1,377 @@
+"""Open a capture file of any supported format and read it as PacketBatches.
+
+:func:`open_capture` recognises the format by its first bytes (never by the
+file name): classic pcap (:mod:`captures.pcap`), pcapng
+(:mod:`captures.pcapng`), either of them gzip-compressed (``1f 8b``).
+
+Reading streams: the file is read in chunks into fresh buffers (a yielded
+batch keeps a view of its chunk, so a chunk is never reused), carrying an
+incomplete record over to the next chunk.  Memory is a chunk or two plus
+whatever batches the caller keeps, whatever the size of the file.
+
+Damage after the header never raises: reading stops at the first damaged or
+incomplete record, keeps everything before it, and records one warning and
+the byte offset (:attr:`CaptureReader.warnings`, :attr:`CaptureReader.truncated_at`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from . import pcap, pcapng
+from .batch import PacketBatch
+from .errors import CaptureError
+
+CHUNK_BYTES = 16 * 1024 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+# Decompress in small steps: if the gzip stream breaks, only the step that
+# failed is lost, so truncated_at is close to where the damage is.
+_GZIP_STEP = 1 << 20
+
+_PRECISION_LABELS = {0: "s", 3: "ms", 6: "us", 9: "ns"}
+
+
+@dataclass(frozen=True)
+class InterfaceInfo:
+    """One capture interface.
+
+    Classic pcap files have exactly one; pcapng files have one per Interface
+    Description Block, numbered over the whole file in order of appearance
+    (the ``PacketBatch.interface_id`` value, like Wireshark's
+    ``frame.interface_id``).
+
+    Attributes:
+        link_type: LINKTYPE_* value.
+        snaplen: largest captured length per packet; 0 means no limit (pcapng).
+        name: pcapng ``if_name`` option, else ``None``.
+        tsresol: timestamp resolution code in pcapng ``if_tsresol`` form: a
+            value ``k`` below 128 means 10^-k s, ``0x80 | k`` means 2^-k s
+            (6 for pcap µs files, 9 for pcap ns files).
+        ts_offset_s: pcapng ``if_tsoffset``: seconds added to every timestamp.
+        section: 0-based pcapng section of the interface (0 for pcap).
+        fcs_len: bytes of FCS at the end of every frame if the file says
+            (pcap LinkType field with the P bit set), else ``None``.
+    """
+
+    link_type: int
+    snaplen: int
+    name: str | None = None
+    tsresol: int = 6
+    ts_offset_s: int = 0
+    section: int = 0
+    fcs_len: int | None = None
+
+    @property
+    def ts_resolution_ns(self) -> float:
+        """Length of one timestamp unit in ns (0.9765625e6 for 2^-10 s)."""
+        k = self.tsresol & 0x7F
+        return 1e9 / 2 ** k if self.tsresol & 0x80 else 10.0 ** (9 - k)
+
+    @property
+    def time_precision(self) -> str:
+        """``'s'``, ``'ms'``, ``'us'``, ``'ns'``, else ``'1e-k'`` or ``'2^-k'``."""
+        k = self.tsresol & 0x7F
+        if self.tsresol & 0x80:
+            return f"2^-{k}"
+        return _PRECISION_LABELS.get(k, f"1e-{k}")
+
+
+@dataclass
+class CaptureInfo:
+    """What the file says about itself.
+
+    Attributes:
+        path: the file as named by the caller.
+        file_format: ``'pcap'`` or ``'pcapng'``.
+        compressed: the file is gzip-compressed.
+        snaplen: pcap File Header SnapLen; ``None`` for pcapng (per interface).
+        interfaces: see :class:`InterfaceInfo`.  For pcapng this holds the
+            IDBs read so far: those before the first packet once opened, all
+            of them once the batches are exhausted.
+        byte_order: ``'little'`` or ``'big'`` (pcapng: of the first section).
+        version: ``(major, minor)`` format version (pcapng: first section).
+    """
+
+    path: str
+    file_format: str
+    compressed: bool
+    snaplen: int | None
+    interfaces: list[InterfaceInfo] = field(default_factory=list)
+    byte_order: str = "little"
+    version: tuple[int, int] = (0, 0)
+
+    @property
+    def time_precision(self) -> str | tuple[str, ...]:
+        """pcap: ``'us'`` or ``'ns'``; pcapng: one label per interface."""
+        labels = tuple(i.time_precision for i in self.interfaces)
+        if self.file_format == "pcap":
+            return labels[0]
+        return labels
+
+    @property
+    def link_types(self) -> list[int]:
+        """Sorted distinct LINKTYPE_* values of the interfaces."""
+        return sorted({i.link_type for i in self.interfaces})
+
+
+class _Chunks:
+    """A sliding window over the (decompressed) byte stream.
+
+    ``buf[start:end]`` are the bytes not consumed yet; ``buf[i]`` is byte
+    ``base + i`` of the stream.  :meth:`ensure` moves the window: it always
+    allocates a new buffer, because batches already yielded hold views of
+    the old one.
+    """
+
+    def __init__(self, read_into, chunk_bytes: int):
+        self._read_into = read_into
+        self._chunk_bytes = chunk_bytes
+        self.buf = np.empty(0, np.uint8)
+        self.start = 0
+        self.end = 0
+        self.base = 0
+        self._eof = False
+        self._error: str | None = None
+
+    @property
+    def avail(self) -> int:
+        return self.end - self.start
+
+    def offset(self, i: int) -> int:
+        """Stream offset of ``buf[i]``."""
+        return self.base + i
+
+    def eof_reason(self) -> str | None:
+        """Why the stream ended early (corrupt gzip, I/O error), or ``None``."""
+        return self._error
+
+    def ensure(self, need: int) -> bool:
+        """Make ``need`` bytes available from ``start``; ``False`` at end of data."""
+        if self.end - self.start >= need:
+            return True
+        if self._eof:
+            return False
+        tail = self.end - self.start
+        size = max(self._chunk_bytes, need)
+        new = np.empty(size, np.uint8)
+        new[:tail] = self.buf[self.start:self.end]
+        self.base += self.start
+        filled = tail
+        view = memoryview(new)
+        try:
+            while filled < size:
+                got = self._read_into(view[filled:])
+                if not got:
+                    self._eof = True
+                    break
+                filled += got
+        except (OSError, EOFError, zlib.error) as exc:
+            # gzip.BadGzipFile is an OSError; EOFError is a truncated gzip stream.
+            self._eof = True
+            self._error = f"unreadable data ({type(exc).__name__}: {exc})"
+        finally:
+            view.release()
+        self.buf, self.start, self.end = new, 0, filled
+        return filled >= need
+
+
+class CaptureReader:
+    """An open capture file; use :func:`open_capture` to make one.
+
+    A context manager.  Read it once, with :meth:`batches`.
+
+    Attributes:
+        info: :class:`CaptureInfo`.
+        warnings: problems met so far, one line each.  Damage stops reading
+            and adds one ``"file truncated at byte offset N: …"`` or
+            ``"damaged record at byte offset N: …"`` line.
+        packets: frames yielded so far.
+        truncated_at: offset of the damage in the (decompressed) file, or
+            ``None`` while none was met.
+    """
+
+    def __init__(self, info: CaptureInfo, files: list, chunks: _Chunks):
+        self.info = info
+        self.warnings: list[str] = []
+        self.packets = 0
+        self.truncated_at: int | None = None
+        self._files = files
+        self._chunks = chunks
+        self._records = None        # callable(max_packets) -> iterator of column tuples
+        self._done = False
+
+    def _stop(self, kind: str, offset: int, detail: str) -> None:
+        where = f"byte offset {offset}" + (" (decompressed)" if self.info.compressed else "")
+        head = "file truncated" if kind == "truncated" else "damaged record"
+        self.warnings.append(f"{head} at {where}: {detail}")
+        self.truncated_at = offset
+
+    def batches(self, max_packets: int = 65536) -> Iterator[PacketBatch]:
+        """Yield the frames in file order as :class:`PacketBatch` objects.
+
+        Each batch has at most ``max_packets`` frames (fewer at the end of a
+        read chunk); ``first_number`` continues across batches from 1.  A
+        batch's arrays stay valid for as long as the caller keeps them.
+        Calling again resumes where the previous iterator stopped.
+        """
+        if max_packets < 1:
+            raise ValueError("max_packets must be at least 1")
+        if self._done:
+            return
+        if not self._files:
+            raise ValueError("I/O operation on a closed capture reader")
+        for cols in self._records(max_packets):
+            data, offset, cap_len, wire_len, ts_ns = cols[:5]
+            n = offset.shape[0]
+            if len(cols) == 5:      # classic pcap: one interface
+                link = np.full(n, self.info.interfaces[0].link_type, np.int32)
+                iface = np.zeros(n, np.int32)
+            else:
+                link, iface = cols[5], cols[6]
+            batch = PacketBatch(data=data, offset=offset, cap_len=cap_len, wire_len=wire_len,
+                                ts_ns=ts_ns, link_type=link, interface_id=iface,
+                                first_number=self.packets + 1)
+            self.packets += n
+            yield batch
+        self._done = True
+
+    def __iter__(self) -> Iterator[PacketBatch]:
+        return self.batches()
+
+    def close(self) -> None:
+        """Close the file; batches already yielded stay valid."""
+        for f in reversed(self._files):
+            f.close()
+        self._files = []
+
+    def __enter__(self) -> "CaptureReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _open_stream(path):
+    """``(files, read_into, compressed)`` for the file, gunzipping if needed."""
+    raw = open(path, "rb", buffering=0)
+    try:
+        head = raw.read(2)
+        raw.seek(0)
+    except OSError:
+        raw.close()
+        raise
+    if head != GZIP_MAGIC:
+        return [raw], raw.readinto, False
+    gz = gzip.GzipFile(fileobj=raw, mode="rb")
+
+    def read_into(view):
+        data = gz.read1(min(len(view), _GZIP_STEP))
+        view[:len(data)] = data
+        return len(data)
+
+    return [raw, gz], read_into, True
+
+
+def open_capture(path, *, chunk_bytes: int = CHUNK_BYTES) -> CaptureReader:
+    """Open a pcap or pcapng file, plain or gzip-compressed.
+
+    Args:
+        path: file name (``str`` or path-like).
+        chunk_bytes: bytes read at a time (memory use is about two chunks
+            plus the batches the caller keeps).
+
+    Returns:
+        a :class:`CaptureReader`; its ``info`` is filled from the header.
+
+    Raises:
+        CaptureError: the file cannot be opened (missing, a directory, no
+            permission), is empty, is not pcap or pcapng ("not a pcap or
+            pcapng capture (magic 0x…)"), or its header is cut short or
+            corrupt (including a gzip stream that breaks before it).
+    """
+    name = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+    try:
+        files, read_into, compressed = _open_stream(path)
+    except IsADirectoryError:
+        raise CaptureError(name, "is a directory") from None
+    except FileNotFoundError:
+        raise CaptureError(name, "no such file") from None
+    except PermissionError:
+        raise CaptureError(name, "permission denied") from None
+    except OSError as exc:
+        raise CaptureError(name, f"cannot open: {exc.strerror or exc}") from None
+    try:
+        return _open_reader(name, files, read_into, compressed, chunk_bytes)
+    except BaseException:
+        for f in reversed(files):
+            f.close()
+        raise
+
+
+def _open_reader(name, files, read_into, compressed, chunk_bytes) -> CaptureReader:
+    chunks = _Chunks(read_into, chunk_bytes)
+    chunks.ensure(4)
+    head = bytes(chunks.buf[chunks.start:chunks.start + min(chunks.avail, 4)])
+    broken = chunks.eof_reason()
+    if len(head) < 4:
+        if broken is not None:
+            raise CaptureError(name, f"corrupt gzip stream: {broken}")
+        if not head:
+            raise CaptureError(name, "empty file" + (" (after gzip decompression)" if compressed else ""))
+        raise CaptureError(name, f"file too short to be a capture ({len(head)} bytes)")
+
+    if head in pcap.MAGICS:
+        chunks.ensure(pcap.FILE_HEADER_BYTES)
+        avail = min(chunks.avail, pcap.FILE_HEADER_BYTES)
+        if avail < pcap.FILE_HEADER_BYTES and chunks.eof_reason() is not None:
+            raise CaptureError(name, f"corrupt gzip stream: {chunks.eof_reason()}")
+        try:
+            header = pcap.parse_header(bytes(chunks.buf[chunks.start:chunks.start + avail]))
+        except ValueError as exc:
+            raise CaptureError(name, str(exc)) from None
+        chunks.start += pcap.FILE_HEADER_BYTES
+        precision = 9 if header.nanosecond else 6
+        info = CaptureInfo(
+            path=name, file_format="pcap", compressed=compressed, snaplen=header.snaplen,
+            interfaces=[InterfaceInfo(header.link_type, header.snaplen, tsresol=precision,
+                                      fcs_len=header.fcs_len)],
+            byte_order="big" if header.big_endian else "little", version=header.version)
+        reader = CaptureReader(info, files, chunks)
+        if header.version[0] != 2:
+            reader.warnings.append(f"unusual pcap version {header.version[0]}.{header.version[1]} "
+                                   "(expected 2.4); read as 2.4")
+        if header.reserved_bits:
+            reader.warnings.append(f"reserved bits 0x{header.reserved_bits:08x} set in the pcap "
+                                   "LinkType field; ignored")
+        reader._records = lambda max_packets: pcap.iter_records(
+            chunks, header, max_packets, reader._stop)
+        return reader
+
+    if head == pcapng.SHB_MAGIC:
+        info = CaptureInfo(path=name, file_format="pcapng", compressed=compressed, snaplen=None)
+        reader = CaptureReader(info, files, chunks)
+
+        def on_interface(idb: pcapng.Idb, section: int) -> int:
+            info.interfaces.append(InterfaceInfo(
+                link_type=idb.link_type, snaplen=idb.snaplen, name=idb.name,
+                tsresol=idb.tsresol, ts_offset_s=idb.ts_offset, section=section))
+            return len(info.interfaces) - 1
+
+        stream = pcapng.PcapngStream(chunks, on_interface, reader._stop, reader.warnings.append)
+        try:
+            stream.open()
+        except ValueError as exc:
+            raise CaptureError(name, str(exc)) from None
+        info.byte_order = "big" if stream.big else "little"
+        info.version = stream.first_version
+        stream.prime()
+        reader._records = stream.iter_records
+        return reader
+
+    raise CaptureError(name, f"not a pcap or pcapng capture (magic 0x{head.hex()})")

@@ -1,0 +1,104 @@
+"""IPv6 (RFC 8200 §3) and its extension headers (§4): hop-by-hop options (0),
+routing (43), fragment (44), destination options (60), authentication header
+(51, RFC 4302 §2.2).
+
+Wireshark fields: ``ipv6.version``, ``ipv6.tclass``, ``ipv6.flow``,
+``ipv6.plen``, ``ipv6.nxt`` (the fixed header's Next Header, as Wireshark),
+``ipv6.hlim``, ``ipv6.src``, ``ipv6.dst``, ``ipv6.fraghdr.offset`` (8-byte
+units), ``ipv6.fraghdr.more``, ``ipv6.fraghdr.ident``.  ``ip_proto`` (Zeek's
+conn.log name) is the upper-layer protocol after the extension headers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .wire import Fields, Layer, be16, be32, concat_layers, octets, u8
+
+HEADER_BYTES = 40
+HOP_BY_HOP, ROUTING, FRAGMENT, DESTINATION, AUTHENTICATION = 0, 43, 44, 60, 51
+NO_PROTOCOL = -1
+
+
+def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndarray]:
+    """Dissect IPv6 headers and walk the extension header chain.
+
+    Returns the upper-layer payload layer (bounded by the payload length) and
+    ``int64[k]`` upper-layer protocol numbers; ``NO_PROTOCOL`` for a fragment
+    (offset non-zero or more-fragments set) or a broken chain.  Weirds (Zeek's
+    names): ``truncated_IPv6`` (fewer than 40 bytes, or the payload runs past
+    the frame on the wire), ``unknown_ip_version``,
+    ``internally_truncated_header`` (extension header not captured),
+    ``invalid_IP_header_size`` (chain longer than the payload length).
+    """
+    whole = layer.has(HEADER_BYTES)
+    out.flag(layer.rows[~whole], "truncated_IPv6")
+    layer = layer.take(whole)
+    s = layer.start
+    head = be32(data, s)
+    version = head >> 28
+    out.put("ipv6.version", layer.rows, version)
+    is_v6 = version == 6
+    out.flag(layer.rows[~is_v6], "unknown_ip_version")
+    layer, head = layer.take(is_v6), head[is_v6]
+    rows, s = layer.rows, layer.start
+    payload_length = be16(data, s + 4)
+    next_header = u8(data, s + 6)
+    out.put("ipv6.tclass", rows, (head >> 20) & 0xFF)
+    out.put("ipv6.flow", rows, head & 0xFFFFF)
+    out.put("ipv6.plen", rows, payload_length)
+    out.put("ipv6.nxt", rows, next_header)
+    out.put("ipv6.hlim", rows, u8(data, s + 7))
+    out.put("ipv6.src", rows, octets(data, s + 8, 16))
+    out.put("ipv6.dst", rows, octets(data, s + 24, 16))
+    # Jumbograms (RFC 2675) have payload length 0; treat the rest of the frame as payload.
+    payload_length = np.where(payload_length == 0, layer.stated_end - s - HEADER_BYTES, payload_length)
+    beyond = s + HEADER_BYTES + payload_length > layer.stated_end
+    out.flag(rows[beyond], "truncated_IPv6")
+    payload = layer.advance(HEADER_BYTES).bound(payload_length)
+    return _walk_chain(data, payload, next_header, out)
+
+
+def _walk_chain(data, layer: Layer, next_header: np.ndarray, out: Fields) -> tuple[Layer, np.ndarray]:
+    """Follow extension headers to the upper layer; each is at least 8 bytes long, so this ends."""
+    done_layers, done_protocols, done_fragment = [], [], []
+    fragment = np.zeros(len(layer), dtype=bool)
+    while len(layer):
+        extension = np.isin(next_header, (HOP_BY_HOP, ROUTING, FRAGMENT, DESTINATION, AUTHENTICATION))
+        done_layers.append(layer.take(~extension))
+        done_protocols.append(next_header[~extension])
+        done_fragment.append(fragment[~extension])
+        layer, next_header, fragment = layer.take(extension), next_header[extension], fragment[extension]
+        if not len(layer):
+            break
+        s = layer.start
+        readable = layer.has(2)
+        length = np.full(len(layer), 8, dtype=np.int64)
+        generic = readable & (next_header != FRAGMENT)
+        length[generic] = (u8(data, s[generic] + 1) + 1) * 8
+        auth = readable & (next_header == AUTHENTICATION)
+        length[auth] = (u8(data, s[auth] + 1) + 2) * 4   # RFC 4302 §2.2: in 4-byte units, minus 2
+        fits = layer.has(length)
+        # Zeek: a chain longer than the payload length is a bad header size; one
+        # that the payload length covers but the capture cut is internally truncated.
+        stated = s + length <= layer.stated_end
+        out.flag(layer.rows[~fits & stated], "internally_truncated_header")
+        out.flag(layer.rows[~fits & ~stated], "invalid_IP_header_size")
+        layer, next_header, fragment, length = layer.take(fits), next_header[fits], fragment[fits], length[fits]
+        s = layer.start
+        is_fragment = next_header == FRAGMENT
+        offset_flags = be16(data, s[is_fragment] + 2)
+        fragment_rows = layer.rows[is_fragment]
+        out.put("ipv6.fraghdr.offset", fragment_rows, offset_flags >> 3)
+        out.put("ipv6.fraghdr.more", fragment_rows, offset_flags & 1)
+        out.put("ipv6.fraghdr.ident", fragment_rows, be32(data, s[is_fragment] + 4))
+        # RFC 8200 §4.5: offset 0 with M clear is an atomic fragment, a whole datagram.
+        fragment[is_fragment] |= (offset_flags & 0xFFF9) != 0
+        next_header = u8(data, s)
+        layer = layer.advance(length)
+    payload = concat_layers(done_layers)
+    protocol = np.concatenate(done_protocols) if done_protocols else np.zeros(0, np.int64)
+    fragment = np.concatenate(done_fragment) if done_fragment else np.zeros(0, bool)
+    out.put("ip_proto", payload.rows, protocol)
+    out.put("_l4.start", payload.rows[~fragment], payload.start[~fragment])
+    return payload, np.where(fragment, NO_PROTOCOL, protocol)

@@ -1,0 +1,84 @@
+"""TCP (RFC 9293 §3.1) with the options of RFC 9293 §3.2 (MSS), RFC 7323 (window
+scale, timestamps) and RFC 2018 (SACK permitted).
+
+Wireshark fields: ``tcp.srcport``, ``tcp.dstport``, ``tcp.seq_raw``,
+``tcp.ack_raw``, ``tcp.hdr_len`` (bytes), ``tcp.flags`` (12 bits),
+``tcp.window_size_value`` (unscaled), ``tcp.checksum``,
+``tcp.urgent_pointer``, ``tcp.len`` (payload bytes as the IP length states
+them, captured or not), ``tcp.options.mss_val``,
+``tcp.options.wscale.shift``, ``tcp.options.sack_perm``,
+``tcp.options.timestamp.tsval``, ``tcp.options.timestamp.tsecr``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .transport import header_present
+from .wire import Fields, Layer, be16, be32, u8
+
+MIN_HEADER_BYTES = 20
+MAX_OPTION_BYTES = 40
+EOL, NOP, MSS, WINDOW_SCALE, SACK_PERMITTED, TIMESTAMPS = 0, 1, 2, 3, 4, 8
+
+
+def dissect(data: np.ndarray, layer: Layer, out: Fields) -> Layer:
+    """Dissect TCP headers and options; returns the payload layer.
+
+    Fields are filled as far as the captured bytes go (ports from 4 bytes,
+    ``tcp.seq_raw`` from 8, ``tcp.ack_raw`` from 12).  Weirds (Zeek's names):
+    ``truncated_header``, ``internally_truncated_header`` (header or options
+    not captured), ``bad_TCP_header_len`` (data offset below 5 or beyond the
+    segment).
+    """
+    for size, name, offset, read in ((4, "tcp.srcport", 0, be16), (4, "tcp.dstport", 2, be16),
+                                     (8, "tcp.seq_raw", 4, be32), (12, "tcp.ack_raw", 8, be32)):
+        part = layer.has(size)
+        out.put(name, layer.rows[part], read(data, layer.start[part] + offset))
+    layer = layer.take(header_present(layer, MIN_HEADER_BYTES, out))
+    rows, s = layer.rows, layer.start
+    header = (u8(data, s + 12) >> 4) * 4
+    out.put("tcp.hdr_len", rows, header)
+    out.put("tcp.flags", rows, be16(data, s + 12) & 0x0FFF)
+    out.put("tcp.window_size_value", rows, be16(data, s + 14))
+    out.put("tcp.checksum", rows, be16(data, s + 16))
+    out.put("tcp.urgent_pointer", rows, be16(data, s + 18))
+    bogus = (header < MIN_HEADER_BYTES) | (s + header > layer.stated_end)
+    out.flag(rows[bogus], "bad_TCP_header_len")
+    layer, header = layer.take(~bogus), header[~bogus]
+    out.put("tcp.len", layer.rows, layer.stated_end - layer.start - header)
+    captured = layer.has(header)
+    out.flag(layer.rows[~captured], "internally_truncated_header")
+    layer, header = layer.take(captured), header[captured]
+    _options(data, layer.take(header > MIN_HEADER_BYTES), header[header > MIN_HEADER_BYTES], out)
+    payload = layer.advance(header)
+    out.put("_payload.start", payload.rows, payload.start)
+    out.put("_payload.end", payload.rows, payload.end)
+    return payload
+
+
+def _options(data: np.ndarray, layer: Layer, header: np.ndarray, out: Fields) -> None:
+    """Walk the option lists (RFC 9293 §3.1): kind, length, value; EOL ends, NOP is one byte."""
+    rows, position, stop = layer.rows, layer.start + MIN_HEADER_BYTES, layer.start + header
+    while len(rows):
+        active = position < stop
+        rows, position, stop = rows[active], position[active], stop[active]
+        kind = u8(data, position)
+        single = kind == NOP
+        ending = kind == EOL
+        has_length = ~single & ~ending & (position + 1 < stop)
+        length = np.ones(len(rows), dtype=np.int64)
+        length[has_length] = u8(data, position[has_length] + 1)
+        # A length below 2 or past the header ends the walk (Wireshark: malformed option).
+        valid = has_length & (length >= 2) & (position + length <= stop)
+        for option, size, fields in ((MSS, 4, (("tcp.options.mss_val", 2, be16),)),
+                                     (WINDOW_SCALE, 3, (("tcp.options.wscale.shift", 2, u8),)),
+                                     (TIMESTAMPS, 10, (("tcp.options.timestamp.tsval", 2, be32),
+                                                       ("tcp.options.timestamp.tsecr", 6, be32)))):
+            match = valid & (kind == option) & (length == size)
+            for name, offset, read in fields:
+                out.put(name, rows[match], read(data, position[match] + offset))
+        sack = valid & (kind == SACK_PERMITTED)
+        out.put("tcp.options.sack_perm", rows[sack], np.ones(int(sack.sum()), dtype=bool))
+        going = single | valid
+        rows, position, stop = rows[going], (position + length)[going], stop[going]
