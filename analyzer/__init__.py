@@ -5,6 +5,6 @@
 >>> result.packets, result.weird          # doctest: +SKIP
 """
 
-from .pipeline import SAMPLE, AnalysisResult, CaptureWarning, analyze
+from .pipeline import SAMPLE, AnalysisResult, CaptureWarning, analyze, analyze_batch
 
-__all__ = ["analyze", "AnalysisResult", "CaptureWarning", "SAMPLE"]
+__all__ = ["analyze", "analyze_batch", "AnalysisResult", "CaptureWarning", "SAMPLE"]

@@ -96,6 +96,16 @@ class PacketsStage:
         return {"packets": packets, "weird": self.weird.frame(packets)}
 
 
+def analyze_batch(batch: PacketBatch) -> dict[str, pd.DataFrame]:
+    """The ``packets`` and ``weird`` frames of one in-memory batch (generators, live capture, tests).
+
+    Example: ``analyze_batch(PacketBatch.from_frames([frame_bytes]))["packets"]``.
+    """
+    stage = PacketsStage()
+    stage.feed(batch, dissect(batch))
+    return stage.finish()
+
+
 def analyze(path: str | os.PathLike = SAMPLE, batch_packets: int = DEFAULT_BATCH_PACKETS,
             progress: Callable[[int], None] | None = None) -> AnalysisResult:
     """Analyse a pcap or pcapng file (optionally gzip-compressed).

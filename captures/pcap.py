@@ -129,27 +129,27 @@ def _u32(buf, pos, big):
 
 
 @numba.njit(cache=True, nogil=True)
-def walk_records(buf, pos, end, big, frac_ns, limit, out_off, out_cap, out_wire, out_ts):
+def walk_records(buf, pos, end, base, n, big, frac_ns, limit, out_off, out_cap, out_wire, out_ts):
     """Walk Packet Records in ``buf[pos:end]`` (compiled).
 
     Args:
         buf: ``uint8[m]`` chunk of the file.
         pos, end: byte range of ``buf`` to walk; ``pos`` is at a record header.
+        base: index in ``buf`` that output offsets are relative to.
+        n: output rows already filled (the walk appends after them).
         big: 1 if the file is big-endian.
         frac_ns: nanoseconds per unit of the fraction field (1000 or 1).
         limit: largest captured length accepted (:func:`max_caplen`).
         out_off, out_cap, out_wire, out_ts: ``int64[k]`` outputs: start of
-            the frame's bytes relative to the entry ``pos``, captured length,
+            the frame's bytes relative to ``base``, captured length,
             original length, ns since the epoch.
 
     Returns:
-        ``(n, pos, status)``: rows written, offset in ``buf`` of the first
+        ``(n, pos, status)``: rows filled, offset in ``buf`` of the first
         record not walked, and why the walk stopped (``NEED_MORE``, ``FULL``
         or ``TOO_LONG``).
     """
-    base = pos
     cap = out_off.shape[0]
-    n = 0
     while True:
         if n == cap:
             return n, pos, FULL
@@ -194,11 +194,22 @@ def iter_records(chunks, header: PcapHeader, max_packets: int, stop) -> Iterator
     fmt = ">I" if header.big_endian else "<I"
     while True:
         out = [np.empty(max_packets, np.int64) for _ in range(4)]
-        start = chunks.start
-        n, pos, status = walk_records(chunks.buf, start, chunks.end, big, frac_ns, limit, *out)
-        chunks.start = pos
+        base = chunks.start
+        n = 0
+        while True:
+            n, pos, status = walk_records(chunks.buf, chunks.start, chunks.end, base, n, big,
+                                          frac_ns, limit, *out)
+            chunks.start = pos
+            if status != NEED_MORE:
+                break
+            need = RECORD_HEADER_BYTES
+            if chunks.avail >= RECORD_HEADER_BYTES:
+                need += struct.unpack_from(fmt, chunks.buf, pos + 8)[0]
+            # Read on into the same buffer while it has room: the batch can grow.
+            if not (chunks.fits(need) and chunks.ensure(need)):
+                break
         if n:
-            yield (chunks.buf[start:pos],) + tuple(a[:n] for a in out)
+            yield (chunks.buf[base:pos],) + tuple(a[:n] for a in out)
         if status == FULL:
             continue
         if status == TOO_LONG:
@@ -206,11 +217,7 @@ def iter_records(chunks, header: PcapHeader, max_packets: int, stop) -> Iterator
             stop("damaged", chunks.offset(pos),
                  f"captured length {caplen} exceeds the limit of {limit} bytes")
             return
-        # NEED_MORE: read on until the whole record is in the window.
-        have = chunks.avail
-        need = RECORD_HEADER_BYTES
-        if have >= RECORD_HEADER_BYTES:
-            need += struct.unpack_from(fmt, chunks.buf, pos + 8)[0]
+        # NEED_MORE and the record does not fit the buffer: move to a new one.
         if chunks.ensure(need):
             continue
         have = chunks.avail

@@ -160,13 +160,15 @@ def _ts_ns(high, low, mode, param, offset_ns):
 
 
 @numba.njit(cache=True, nogil=True)
-def walk_blocks(buf, pos, end, big, skip_all,
+def walk_blocks(buf, pos, end, base, n, big, skip_all,
                 if_link, if_gid, if_mode, if_param, if_offset, if_limit, if_snaplen,
                 last_ts, out_off, out_cap, out_wire, out_ts, out_link, out_iface):
     """Walk blocks in ``buf[pos:end]``, collecting packets (compiled).
 
     Args:
         buf: ``uint8[m]`` chunk of the file; ``pos`` is at a block.
+        base: index in ``buf`` that output offsets are relative to.
+        n: output rows already filled (the walk appends after them).
         big: 1 if the current section is big-endian.
         skip_all: 1 to skip every block up to the next SHB (a section whose
             version we cannot read, §3.4).
@@ -178,19 +180,17 @@ def walk_blocks(buf, pos, end, big, skip_all,
         if_snaplen: ``int64[k]`` SnapLen (0 = none), used by SPBs.
         last_ts: ns timestamp of the previous packet, given to SPBs, which
             carry none (§4.4).
-        out_*: output columns (``int64`` offset relative to the entry ``pos``,
+        out_*: output columns (``int64`` offset relative to ``base``,
             cap_len, wire_len, ts_ns; ``int32`` link type, global interface).
 
     Returns:
-        ``(n, pos, status, need, last_ts)``: rows written, offset of the first
+        ``(n, pos, status, need, last_ts)``: rows filled, offset of the first
         block not consumed, why the walk stopped (``NEED_MORE`` with ``need``
         the bytes the block needs, ``FULL``, ``PY_BLOCK`` or a damage code),
         and the timestamp of the last packet.
     """
-    base = pos
     cap = out_off.shape[0]
     n_if = if_link.shape[0]
-    n = 0
     while True:
         if end - pos < 8:
             return n, pos, NEED_MORE, 8, last_ts
@@ -476,13 +476,18 @@ class PcapngStream:
         while not self.done:
             out = [np.empty(max_packets, np.int64) for _ in range(4)]
             out += [np.empty(max_packets, np.int32) for _ in range(2)]
-            start = c.start
-            n, pos, status, need, self.last_ts = walk_blocks(
-                c.buf, start, c.end, self.big, self.skip_all, *self._ifaces.views(),
-                self.last_ts, *out)
-            c.start = pos
+            base = c.start
+            n = 0
+            while True:
+                n, pos, status, need, self.last_ts = walk_blocks(
+                    c.buf, c.start, c.end, base, n, self.big, self.skip_all,
+                    *self._ifaces.views(), self.last_ts, *out)
+                c.start = pos
+                # Read on into the same buffer while it has room: the batch can grow.
+                if not (status == NEED_MORE and c.fits(need) and c.ensure(need)):
+                    break
             if n:
-                yield (c.buf[start:pos],) + tuple(a[:n] for a in out)
+                yield (c.buf[base:pos],) + tuple(a[:n] for a in out)
             if status == FULL:
                 if max_packets == 0:
                     return          # priming stops at the first packet block
