@@ -95,15 +95,16 @@ def info(capture: str) -> None:
               help="Directory to write one file per table into.")
 @click.option("--format", "file_format", type=click.Choice(sorted(export.EXTENSIONS)), default="parquet",
               show_default=True, help="File format of the tables written with -o.")
-@click.option("--tables", default=",".join(TABLE_NAMES), show_default=True,
-              help="Comma-separated tables to write.")
-def analyze_command(capture: str, output: str | None, file_format: str, tables: str) -> None:
+@click.option("--tables", default=None, help="Comma-separated tables to write (default: all; for the Zeek "
+              "formats, all that Zeek has a log for).")
+def analyze_command(capture: str, output: str | None, file_format: str, tables: str | None) -> None:
     """Dissect CAPTURE (pcap or pcapng, gzip allowed; default: the bundled sample) and summarise it.
 
-    With -o, write the tables to files as well.
+    With -o, write the tables to files as well: parquet, csv, jsonl, or Zeek's
+    ASCII logs (zeek) and JSON logs (json).
     """
-    names = [name.strip() for name in tables.split(",") if name.strip()]
-    unknown = [name for name in names if name not in TABLE_NAMES]
+    names = None if tables is None else [name.strip() for name in tables.split(",") if name.strip()]
+    unknown = [name for name in names or () if name not in TABLE_NAMES]
     if unknown:
         _fail(click.BadParameter(f"unknown table {', '.join(unknown)}; choose from {', '.join(TABLE_NAMES)}"))
     result = _run_analysis(capture)
@@ -118,7 +119,7 @@ def analyze_command(capture: str, output: str | None, file_format: str, tables: 
     if output:
         try:
             paths = export.write_tables(result.tables, output, file_format, names)
-        except OSError as error:
+        except (OSError, KeyError) as error:
             _fail(error)
         for path in paths:
             click.echo(f"wrote {path}")

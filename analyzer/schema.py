@@ -22,6 +22,10 @@ class Column(NamedTuple):
             ``mac``, ``ipv4``, ``ipv6`` (to text, categorical), ``text``.
         meaning: what the value is, with its unit.
         source: the Wireshark field / Zeek field / RFC it follows.
+        zeek_type: the Zeek log type (``time``, ``string``, ``addr``, ``port``,
+            ``count``, ``interval``, ``bool``, ``enum``, ``set[string]``,
+            ``vector[string]`` …) for columns that appear in Zeek log output;
+            None for columns Zeek's logs do not have.
     """
 
     name: str
@@ -29,10 +33,11 @@ class Column(NamedTuple):
     kind: str
     meaning: str
     source: str
+    zeek_type: str | None = None
 
 
-def _c(name, dtype, kind, meaning, source=None):
-    return Column(name, dtype, kind, meaning, source or f"Wireshark {name}")
+def _c(name, dtype, kind, meaning, source=None, zeek_type=None):
+    return Column(name, dtype, kind, meaning, source or f"Wireshark {name}", zeek_type)
 
 
 PACKETS: tuple[Column, ...] = (
@@ -128,17 +133,20 @@ PACKETS: tuple[Column, ...] = (
 )
 
 WEIRD: tuple[Column, ...] = (
-    _c("ts", "Float64", "seconds", "time of the packet that showed the anomaly, epoch seconds", "Zeek weird.log ts"),
-    _c("uid", "string", "text", "uid of the connection, where the anomaly belongs to one", "Zeek weird.log uid"),
-    _c("id.orig_h", "string", "text", "originator (source) address", "Zeek weird.log id.orig_h"),
-    _c("id.orig_p", "UInt16", "int", "originator (source) port", "Zeek weird.log id.orig_p"),
-    _c("id.resp_h", "string", "text", "responder (destination) address", "Zeek weird.log id.resp_h"),
-    _c("id.resp_p", "UInt16", "int", "responder (destination) port", "Zeek weird.log id.resp_p"),
-    _c("name", "string", "text", "the anomaly, with Zeek's weird name where Zeek has one", "Zeek weird.log name"),
-    _c("addl", "string", "text", "additional detail", "Zeek weird.log addl"),
-    _c("notice", "boolean", "bool", "whether a notice was raised (always false)", "Zeek weird.log notice"),
-    _c("peer", "string", "text", "the analysing process (always netsift)", "Zeek weird.log peer"),
-    _c("source", "string", "text", "the analyser that found the anomaly", "Zeek weird.log source"),
+    _c("ts", "Float64", "seconds", "time of the packet that showed the anomaly, epoch seconds",
+       "Zeek weird.log ts", "time"),
+    _c("uid", "string", "text", "uid of the connection, where the anomaly belongs to one", "Zeek weird.log uid",
+       "string"),
+    _c("id.orig_h", "string", "text", "originator (source) address", "Zeek weird.log id.orig_h", "addr"),
+    _c("id.orig_p", "UInt16", "int", "originator (source) port", "Zeek weird.log id.orig_p", "port"),
+    _c("id.resp_h", "string", "text", "responder (destination) address", "Zeek weird.log id.resp_h", "addr"),
+    _c("id.resp_p", "UInt16", "int", "responder (destination) port", "Zeek weird.log id.resp_p", "port"),
+    _c("name", "string", "text", "the anomaly, with Zeek's weird name where Zeek has one", "Zeek weird.log name",
+       "string"),
+    _c("addl", "string", "text", "additional detail", "Zeek weird.log addl", "string"),
+    _c("notice", "boolean", "bool", "whether a notice was raised (always false)", "Zeek weird.log notice", "bool"),
+    _c("peer", "string", "text", "the analysing process (always netsift)", "Zeek weird.log peer", "string"),
+    _c("source", "string", "text", "the analyser that found the anomaly", "Zeek weird.log source", "string"),
     _c("frame.number", "Int64", "int", "the frame that showed the anomaly (joins to packets)", "Wireshark frame.number"),
 )
 

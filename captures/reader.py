@@ -133,8 +133,10 @@ class _Chunks:
     small steps lets the record walk find the bytes still in the CPU cache.
     """
 
-    def __init__(self, read_into, chunk_bytes: int, step: int = STEP_BYTES):
+    def __init__(self, read_into, chunk_bytes: int, compressed: bool = False,
+                 step: int = STEP_BYTES):
         self._read_into = read_into
+        self._compressed = compressed
         self._chunk_bytes = chunk_bytes
         self._step = min(step, chunk_bytes)
         self.buf = np.empty(0, np.uint8)
@@ -184,7 +186,8 @@ class _Chunks:
         except (OSError, EOFError, zlib.error) as exc:
             # gzip.BadGzipFile is an OSError; EOFError is a truncated gzip stream.
             self._eof = True
-            self._error = f"unreadable data ({type(exc).__name__}: {exc})"
+            what = "corrupt or truncated gzip stream" if self._compressed else "read error"
+            self._error = f"{what} ({exc})"
         finally:
             view.release()
         return self.end - self.start >= need
@@ -347,13 +350,13 @@ def open_capture(path, *, chunk_bytes: int = CHUNK_BYTES) -> CaptureReader:
 
 
 def _open_reader(name, files, read_into, compressed, chunk_bytes) -> CaptureReader:
-    chunks = _Chunks(read_into, chunk_bytes)
+    chunks = _Chunks(read_into, chunk_bytes, compressed)
     chunks.ensure(4)
     head = bytes(chunks.buf[chunks.start:chunks.start + min(chunks.avail, 4)])
     broken = chunks.eof_reason()
     if len(head) < 4:
         if broken is not None:
-            raise CaptureError(name, f"corrupt gzip stream: {broken}")
+            raise CaptureError(name, broken)
         if not head:
             raise CaptureError(name, "empty file" + (" (after gzip decompression)" if compressed else ""))
         raise CaptureError(name, f"file too short to be a capture ({len(head)} bytes)")
@@ -362,7 +365,7 @@ def _open_reader(name, files, read_into, compressed, chunk_bytes) -> CaptureRead
         chunks.ensure(pcap.FILE_HEADER_BYTES)
         avail = min(chunks.avail, pcap.FILE_HEADER_BYTES)
         if avail < pcap.FILE_HEADER_BYTES and chunks.eof_reason() is not None:
-            raise CaptureError(name, f"corrupt gzip stream: {chunks.eof_reason()}")
+            raise CaptureError(name, chunks.eof_reason())
         try:
             header = pcap.parse_header(bytes(chunks.buf[chunks.start:chunks.start + avail]))
         except ValueError as exc:

@@ -36,5 +36,7 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields, version: int) -> Layer:
     out.put(f"{prefix}.type", layer.rows, kind)
     out.put(f"{prefix}.code", layer.rows, u8(data, layer.start + 1))
     out.put(f"{prefix}.checksum", layer.rows, be16(data, layer.start + 2))
+    out.put("_icmp.type", layer.rows, kind)
+    out.put("_icmp.code", layer.rows, u8(data, layer.start + 1))
     errors = np.isin(kind, ICMP_ERRORS if version == 4 else ICMPV6_ERRORS) & layer.has(HEADER_BYTES)
     return layer.take(errors).advance(HEADER_BYTES)

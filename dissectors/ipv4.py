@@ -17,13 +17,17 @@ MIN_HEADER_BYTES = 20
 NO_PROTOCOL = -1
 
 
-def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndarray]:
+def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndarray, np.ndarray]:
     """Dissect IPv4 headers.
 
     Returns the payload layer (bounded by the total length) and ``int64[k]``
     protocol numbers; ``NO_PROTOCOL`` where the payload is not to be
     dissected statelessly: a fragment (MF set or offset non-zero; its
     transport header belongs to the reassembled datagram) or a bad header.
+    A first fragment whose payload was not all captured is dissected, as
+    Wireshark does (it cannot reassemble it either); the third value,
+    ``bool[k]``, marks these first fragments (their transport length is
+    unknown, so ``tcp.len`` stays unset).
     Weirds: ``truncated_IP`` (fewer than 20 bytes, or the total length runs
     past the frame's length on the wire), ``unknown_ip_version``,
     ``IPv4_min_header_size``, ``internally_truncated_header`` (options not
@@ -54,7 +58,7 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     out.put("ip.flags.mf", rows, (flags_offset >> 13) & 1)
     out.put("ip.frag_offset", rows, flags_offset & 0x1FFF)
     out.put("ip.ttl", rows, u8(data, s + 8))
-    protocol = u8(data, s + 9)
+    protocol = protocol_number = u8(data, s + 9)
     out.put("ip.proto", rows, protocol)
     out.put("ip_proto", rows, protocol)
     out.put("ip.checksum", rows, be16(data, s + 10))
@@ -78,8 +82,22 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     beyond = usable & (s + total > layer.stated_end)
     out.flag(rows[beyond], "truncated_IP")
 
+    # A fragment's transport header belongs to the reassembled datagram, except as
+    # Wireshark (packet-ip.c) has it: a fragment is only reassembled when its whole
+    # payload was captured; a first fragment (offset 0) cut by the snaplen has its
+    # payload dissected as it stands (RFC 791 §2.3: the first fragment carries the
+    # transport header).
     fragment = (flags_offset & 0x3FFF) != 0
+    first_cut = fragment & ((flags_offset & 0x1FFF) == 0) & ((total <= header) | (s + total > layer.end))
+    fragment &= ~first_cut
     payload = layer.bound(total).advance(header)
     protocol = np.where(usable & ~fragment, protocol, NO_PROTOCOL)
-    out.put("_l4.start", payload.rows[usable], payload.start[usable])
-    return payload, protocol
+    inner = payload.rows[usable]
+    out.put("_l4.start", inner, payload.start[usable])
+    out.put("_ip.version", rows, np.full(len(rows), 4, dtype=np.int64))
+    out.put("_ip.src4", rows, be32(data, s + 12))
+    out.put("_ip.dst4", rows, be32(data, s + 16))
+    out.put("_ip.len", rows, total)
+    out.put("_ip.proto", rows, protocol_number)
+    out.put("_ip.fragment", rows, fragment)
+    return payload, protocol, first_cut

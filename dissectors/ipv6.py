@@ -20,12 +20,14 @@ HOP_BY_HOP, ROUTING, FRAGMENT, DESTINATION, AUTHENTICATION = 0, 43, 44, 60, 51
 NO_PROTOCOL = -1
 
 
-def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndarray]:
+def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndarray, np.ndarray]:
     """Dissect IPv6 headers and walk the extension header chain.
 
-    Returns the upper-layer payload layer (bounded by the payload length) and
-    ``int64[k]`` upper-layer protocol numbers; ``NO_PROTOCOL`` for a fragment
-    (offset non-zero or more-fragments set) or a broken chain.  Weirds (Zeek's
+    Returns the upper-layer payload layer (bounded by the payload length),
+    ``int64[k]`` upper-layer protocol numbers (``NO_PROTOCOL`` for a fragment,
+    offset non-zero or more-fragments set, or a broken chain) and ``bool[k]``
+    first fragments dissected as they stand (always false for IPv6; see
+    :func:`dissectors.ipv4.dissect`).  Weirds (Zeek's
     names): ``truncated_IPv6`` (fewer than 40 bytes, or the payload runs past
     the frame on the wire), ``unknown_ip_version``,
     ``internally_truncated_header`` (extension header not captured),
@@ -51,12 +53,19 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     out.put("ipv6.hlim", rows, u8(data, s + 7))
     out.put("ipv6.src", rows, octets(data, s + 8, 16))
     out.put("ipv6.dst", rows, octets(data, s + 24, 16))
+    out.put("_ip.version", rows, np.full(len(rows), 6, dtype=np.int64))
+    out.put("_ip.src6", rows, octets(data, s + 8, 16))
+    out.put("_ip.dst6", rows, octets(data, s + 24, 16))
     # Jumbograms (RFC 2675) have payload length 0; treat the rest of the frame as payload.
     payload_length = np.where(payload_length == 0, layer.stated_end - s - HEADER_BYTES, payload_length)
+    out.put("_ip.len", rows, HEADER_BYTES + payload_length)
     beyond = s + HEADER_BYTES + payload_length > layer.stated_end
     out.flag(rows[beyond], "truncated_IPv6")
     payload = layer.advance(HEADER_BYTES).bound(payload_length)
-    return _walk_chain(data, payload, next_header, out)
+    payload, protocol = _walk_chain(data, payload, next_header, out)
+    # Unlike IPv4, Wireshark (packet-ipv6.c) never dissects the payload of a
+    # first fragment it cannot reassemble: no payload here is a partial first fragment.
+    return payload, protocol, np.zeros(len(payload), dtype=bool)
 
 
 def _walk_chain(data, layer: Layer, next_header: np.ndarray, out: Fields) -> tuple[Layer, np.ndarray]:
@@ -100,5 +109,7 @@ def _walk_chain(data, layer: Layer, next_header: np.ndarray, out: Fields) -> tup
     protocol = np.concatenate(done_protocols) if done_protocols else np.zeros(0, np.int64)
     fragment = np.concatenate(done_fragment) if done_fragment else np.zeros(0, bool)
     out.put("ip_proto", payload.rows, protocol)
+    out.put("_ip.proto", payload.rows, protocol)
+    out.put("_ip.fragment", payload.rows, fragment)
     out.put("_l4.start", payload.rows[~fragment], payload.start[~fragment])
     return payload, np.where(fragment, NO_PROTOCOL, protocol)

@@ -50,10 +50,16 @@ def dissect(batch: PacketBatch) -> Fields:
     Returns a :class:`~dissectors.wire.Fields` of ``len(batch)`` rows whose
     columns are named after Wireshark's display-filter fields (first
     occurrence wins, as in ``tshark -T fields -E occurrence=f``), plus
-    ``weird`` rows.  Hidden columns (names starting with ``_``) hold offsets
-    into ``batch.data`` for the dissectors above the transport:
-    ``_l4.start``, ``_payload.start``, ``_payload.end``.  Never raises on
-    packet contents.
+    ``weird`` rows.  Never raises on packet contents.
+
+    Hidden columns (names starting with ``_``) describe the innermost IP
+    packet, for connection tracking and the application dissectors:
+    ``_ip.version`` (4/6), ``_ip.src4``/``_ip.dst4`` (uint32),
+    ``_ip.src6``/``_ip.dst6`` (``uint8[n, 16]``), ``_ip.len`` (IP bytes),
+    ``_ip.proto``, ``_ip.fragment`` (bool), ``_l4.srcport``/``_l4.dstport``,
+    ``_tcp.seq``/``_tcp.ack``/``_tcp.flags``/``_tcp.window``/``_tcp.len``,
+    ``_icmp.type``/``_icmp.code``, and offsets into ``batch.data``:
+    ``_l4.start``, ``_payload.start``, ``_payload.end``.
     """
     n = len(batch)
     out = Fields(n)
@@ -138,8 +144,8 @@ def _network(data: np.ndarray, layer: Layer, ethertype: np.ndarray, out: Fields,
     for version, module in ((4, ipv4), (6, ipv6)):
         match = ethertype == (ETHERTYPE_IPV4 if version == 4 else ETHERTYPE_IPV6)
         if match.any():
-            payload, protocol = module.dissect(data, layer.take(match), out)
-            _transport(data, payload, protocol, out, version, depth)
+            payload, protocol, first_fragment = module.dissect(data, layer.take(match), out)
+            _transport(data, payload, protocol, out, first_fragment, depth)
 
 
 def _mpls(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndarray]:
@@ -150,14 +156,18 @@ def _mpls(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndarra
     return payload, ethertype
 
 
-def _transport(data: np.ndarray, layer: Layer, protocol: np.ndarray, out: Fields, version: int,
-               depth: int) -> None:
-    """Dispatch IP payloads on their protocol numbers (``int64[k]``)."""
+def _transport(data: np.ndarray, layer: Layer, protocol: np.ndarray, out: Fields,
+               first_fragment: np.ndarray, depth: int) -> None:
+    """Dispatch IP payloads on their protocol numbers (``int64[k]``).
+
+    ``first_fragment`` (``bool[k]``) marks first fragments dissected as they
+    stand (see :func:`dissectors.ipv4.dissect`).
+    """
     if not len(layer):
         return
     match = protocol == IPPROTO_TCP
     if match.any():
-        tcp.dissect(data, layer.take(match), out)
+        tcp.dissect(data, layer.take(match), out, first_fragment[match], quoted=out.quoted)
     match = protocol == IPPROTO_UDP
     if match.any():
         payload, source, destination = udp.dissect(data, layer.take(match), out)

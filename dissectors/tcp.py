@@ -22,31 +22,58 @@ MAX_OPTION_BYTES = 40
 EOL, NOP, MSS, WINDOW_SCALE, SACK_PERMITTED, TIMESTAMPS = 0, 1, 2, 3, 4, 8
 
 
-def dissect(data: np.ndarray, layer: Layer, out: Fields) -> Layer:
+def dissect(data: np.ndarray, layer: Layer, out: Fields, first_fragment: np.ndarray | None = None,
+            quoted: bool = False) -> Layer:
     """Dissect TCP headers and options; returns the payload layer.
 
     Fields are filled as far as the captured bytes go (ports from 4 bytes,
-    ``tcp.seq_raw`` from 8, ``tcp.ack_raw`` from 12).  Weirds (Zeek's names):
-    ``truncated_header``, ``internally_truncated_header`` (header or options
-    not captured), ``bad_TCP_header_len`` (data offset below 5 or beyond the
-    segment).
+    ``tcp.seq_raw`` from 8, ``tcp.ack_raw`` from 12, the data offset,
+    ``tcp.hdr_len`` and ``tcp.flags`` from 14).  ``tcp.len`` is the stated
+    segment length less the data offset wherever the segment is at least
+    that long, even for a data offset below 5 (as Wireshark).  As in
+    Wireshark (packet-tcp.c), ``tcp.len`` is left unset where the segment's
+    length is unknown: in a first fragment (``first_fragment``, ``bool[k]``,
+    see :func:`dissectors.ipv4.dissect`) and in the datagram ``quoted`` by an
+    ICMP error (RFC 792), which also gets no ``tcp.seq_raw``; ``tcp.ack_raw``
+    and ``tcp.flags`` need a data offset of at least 5.  Weirds (Zeek's
+    names): ``truncated_header``, ``internally_truncated_header`` (header or
+    options not captured), ``bad_TCP_header_len`` (data offset below 5 or
+    beyond the segment).
     """
     for size, name, offset, read in ((4, "tcp.srcport", 0, be16), (4, "tcp.dstport", 2, be16),
-                                     (8, "tcp.seq_raw", 4, be32), (12, "tcp.ack_raw", 8, be32)):
-        part = layer.has(size)
-        out.put(name, layer.rows[part], read(data, layer.start[part] + offset))
+                                     (8, "tcp.seq_raw", 4, be32)):
+        if not (quoted and name == "tcp.seq_raw"):
+            part = layer.has(size)
+            out.put(name, layer.rows[part], read(data, layer.start[part] + offset))
+    offset_known = layer.has(14)
+    known = layer.take(offset_known)
+    header = (u8(data, known.start + 12) >> 4) * 4
+    out.put("tcp.hdr_len", known.rows, header)
+    sane = header >= MIN_HEADER_BYTES
+    out.put("tcp.ack_raw", known.rows[sane], be32(data, known.start[sane] + 8))
+    out.put("tcp.flags", known.rows[sane], be16(data, known.start[sane] + 12) & 0x0FFF)
+    if not quoted:
+        segment = known.stated_end - known.start
+        with_length = segment >= header
+        if first_fragment is not None:
+            with_length &= ~first_fragment[offset_known]
+        out.put("tcp.len", known.rows[with_length], (segment - header)[with_length])
     layer = layer.take(header_present(layer, MIN_HEADER_BYTES, out))
     rows, s = layer.rows, layer.start
     header = (u8(data, s + 12) >> 4) * 4
-    out.put("tcp.hdr_len", rows, header)
-    out.put("tcp.flags", rows, be16(data, s + 12) & 0x0FFF)
     out.put("tcp.window_size_value", rows, be16(data, s + 14))
     out.put("tcp.checksum", rows, be16(data, s + 16))
     out.put("tcp.urgent_pointer", rows, be16(data, s + 18))
     bogus = (header < MIN_HEADER_BYTES) | (s + header > layer.stated_end)
     out.flag(rows[bogus], "bad_TCP_header_len")
     layer, header = layer.take(~bogus), header[~bogus]
-    out.put("tcp.len", layer.rows, layer.stated_end - layer.start - header)
+    # Innermost copies for connection tracking (hidden: the last occurrence wins).
+    s = layer.start
+    for name, value in (("_l4.srcport", be16(data, s)), ("_l4.dstport", be16(data, s + 2)),
+                        ("_tcp.seq", be32(data, s + 4)), ("_tcp.ack", be32(data, s + 8)),
+                        ("_tcp.flags", be16(data, s + 12) & 0x0FFF), ("_tcp.window", be16(data, s + 14)),
+                        ("_tcp.len", layer.stated_end - s - header)):
+        out.put(name, layer.rows, value)
     captured = layer.has(header)
     out.flag(layer.rows[~captured], "internally_truncated_header")
     layer, header = layer.take(captured), header[captured]

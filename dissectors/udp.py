@@ -33,6 +33,8 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     out.put("udp.checksum", layer.rows, be16(data, s + 6))
     sane = (length >= HEADER_BYTES) & (s + length <= layer.stated_end)
     length = np.where(sane, length, layer.stated_end - s)
+    out.put("_l4.srcport", layer.rows, source)
+    out.put("_l4.dstport", layer.rows, destination)
     payload = layer.bound(length).advance(HEADER_BYTES)
     out.put("_payload.start", payload.rows, payload.start)
     out.put("_payload.end", payload.rows, payload.end)

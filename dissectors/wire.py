@@ -120,7 +120,15 @@ class Fields:
     given.  A cell is written once: the first (outermost) occurrence of a field
     wins, as in tshark's first occurrence of a repeated field, so a dissector
     of an encapsulated packet never overwrites its carrier's values.
+
+    Hidden columns (names starting with ``_``) are the opposite: the last
+    (innermost) occurrence wins, because connection tracking and the
+    application dissectors work on the innermost IP packet of a tunnel, as
+    Zeek does.
     """
+
+    #: Whether these columns receive the datagram quoted by an ICMP error (see :meth:`quiet`).
+    quoted = False
 
     def __init__(self, n: int):
         self.n = n
@@ -140,9 +148,10 @@ class Fields:
             self.values[name] = column
             self.valid[name] = np.zeros(self.n, dtype=bool)
         valid = self.valid[name]
-        fresh = ~valid[rows]
-        if not fresh.all():
-            rows, values = rows[fresh], values[fresh]
+        if not name.startswith("_"):
+            fresh = ~valid[rows]
+            if not fresh.all():
+                rows, values = rows[fresh], values[fresh]
         column[rows] = values
         valid[rows] = True
 
@@ -170,6 +179,8 @@ class Fields:
 
 
 class _QuietFields(Fields):
+    quoted = True
+
     def put(self, name, rows, values):
         if not name.startswith("_"):
             super().put(name, rows, values)

@@ -112,3 +112,13 @@ def test_console_script_runs_without_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("netsift: error:")
+
+
+def test_zeek_formats_write_only_tables_zeek_has(tmp_path, capture):
+    out_dir = tmp_path / "zeek"
+    code, out, err = run("analyze", capture, "-o", out_dir, "--format", "zeek")
+    assert code == 0, err
+    assert (out_dir / "weird.log").read_text().startswith("#separator \\x09\n")
+    assert not (out_dir / "packets.log").exists()
+    code, out, err = run("analyze", capture, "-o", out_dir, "--format", "zeek", "--tables", "packets")
+    assert code == 2 and "Zeek has no log for: packets" in err
