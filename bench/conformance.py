@@ -162,7 +162,10 @@ def _epoch_ns_text(text: str) -> str:
         return ""
     negative = text.startswith("-")
     whole, _, fraction = text.lstrip("-").partition(".")
-    ns = int(whole or 0) * 1_000_000_000 + int((fraction + "000000000")[:9])
+    # tshark prints "%u.%09u" of (seconds, nanoseconds); a record whose sub-second
+    # field is out of range gives nanoseconds of 10 digits ("...370.1000000000" is 371 s).
+    nanoseconds = int(fraction) if len(fraction) > 9 else int((fraction + "000000000")[:9])
+    ns = int(whole or 0) * 1_000_000_000 + nanoseconds
     return str(-ns if negative else ns)
 
 

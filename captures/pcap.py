@@ -176,8 +176,9 @@ def iter_records(chunks, header: PcapHeader, max_packets: int, stop) -> Iterator
 
     Args:
         chunks: the reader's chunk window (``buf``, ``start``, ``end``,
-            ``avail``, ``offset(i)``, ``ensure(n) -> bool``, ``eof_reason()``),
-            positioned at the first record.
+            ``avail``, ``offset(i)``, ``fits(n)``, ``ensure(n) -> bool``,
+            ``eof_reason()``; see ``captures.reader._Chunks``), positioned at
+            the first record.
         header: the decoded File Header.
         max_packets: most rows per yielded tuple.
         stop: ``stop(kind, file_offset, detail)`` is called once when the walk
@@ -193,7 +194,9 @@ def iter_records(chunks, header: PcapHeader, max_packets: int, stop) -> Iterator
     limit = max_caplen(header.link_type, header.snaplen)
     fmt = ">I" if header.big_endian else "<I"
     while True:
-        out = [np.empty(max_packets, np.int64) for _ in range(4)]
+        # A batch never spans two buffers, so the buffer bounds its rows.
+        rows = min(max_packets, (chunks.buf.shape[0] - chunks.start) // RECORD_HEADER_BYTES + 1)
+        out = [np.empty(rows, np.int64) for _ in range(4)]
         base = chunks.start
         n = 0
         while True:
@@ -217,7 +220,7 @@ def iter_records(chunks, header: PcapHeader, max_packets: int, stop) -> Iterator
             stop("damaged", chunks.offset(pos),
                  f"captured length {caplen} exceeds the limit of {limit} bytes")
             return
-        # NEED_MORE and the record does not fit the buffer: move to a new one.
+        # NEED_MORE: the record does not fit this buffer (or the data ended).
         if chunks.ensure(need):
             continue
         have = chunks.avail

@@ -28,7 +28,6 @@ BT_IDB = 0x00000001
 BT_PB = 0x00000002      # obsolete Packet Block (Appendix A)
 BT_SPB = 0x00000003
 BT_EPB = 0x00000006
-PACKET_BLOCK_TYPES = (BT_EPB, BT_SPB, BT_PB)
 
 SHB_MAGIC = b"\x0a\x0d\x0d\x0a"
 _BOM_LE = b"\x4d\x3c\x2b\x1a"   # Byte-Order Magic 0x1A2B3C4D (§4.1) as written
@@ -474,8 +473,10 @@ class PcapngStream:
     def _walk(self, max_packets: int) -> Iterator[tuple]:
         c = self.chunks
         while not self.done:
-            out = [np.empty(max_packets, np.int64) for _ in range(4)]
-            out += [np.empty(max_packets, np.int32) for _ in range(2)]
+            # A batch never spans two buffers, so the buffer bounds its rows.
+            rows = min(max_packets, (c.buf.shape[0] - c.start) // MIN_SPB_BYTES + 1)
+            out = [np.empty(rows, np.int64) for _ in range(4)]
+            out += [np.empty(rows, np.int32) for _ in range(2)]
             base = c.start
             n = 0
             while True:

@@ -12,6 +12,10 @@ whatever batches the caller keeps, whatever the size of the file.
 Damage after the header never raises: reading stops at the first damaged or
 incomplete record, keeps everything before it, and records one warning and
 the byte offset (:attr:`CaptureReader.warnings`, :attr:`CaptureReader.truncated_at`).
+
+Timestamps are ``int64`` ns since the epoch.  A pcapng Simple Packet Block
+carries none: its frame gets the timestamp of the previous frame of the file
+(0 if it is the first).
 """
 
 from __future__ import annotations
@@ -158,6 +162,12 @@ class _Chunks:
         """Why the stream ended early (corrupt gzip, I/O error), or ``None``."""
         return self._error
 
+    def close(self) -> None:
+        """Drop the buffer and report end of data from now on."""
+        self.buf = np.empty(0, np.uint8)
+        self.start = self.end = 0
+        self._eof = True
+
     def fits(self, need: int) -> bool:
         """Whether ``ensure(need)`` can keep the current buffer."""
         return self.start + need <= self.buf.shape[0]
@@ -283,7 +293,7 @@ class CaptureReader:
             f.close()
         self._files = []
         self._records = None
-        self._chunks.buf = np.empty(0, np.uint8)   # free the read buffer now
+        self._chunks.close()
 
     def __enter__(self) -> "CaptureReader":
         return self

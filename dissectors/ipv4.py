@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .wire import Fields, Layer, be16, be32, u8
+from . import ipv6
+from .wire import Fields, Layer, be16, be32, concat_layers, u8
 
 MIN_HEADER_BYTES = 20
 NO_PROTOCOL = -1
@@ -28,42 +29,48 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     Wireshark does (it cannot reassemble it either); the third value,
     ``bool[k]``, marks these first fragments (their transport length is
     unknown, so ``tcp.len`` stays unset).
+    Header fields are filled as far as they were captured (``ip.src`` from
+    16 bytes), as Wireshark does, except for a header length below 20 bytes,
+    which leaves only ``ip.version`` and ``ip.hdr_len``.  A packet whose
+    version nibble is 6 is dissected as IPv6 (Wireshark and Zeek do the same).
     Weirds: ``truncated_IP`` (fewer than 20 bytes, or the total length runs
     past the frame's length on the wire), ``unknown_ip_version``,
     ``IPv4_min_header_size``, ``internally_truncated_header`` (options not
     captured), ``ip_hdr_len_zero``, ``invalid_IP_header_size`` (total length
     below the header length).
     """
+    carried = layer
+    readable = layer.has(1)
+    version = np.full(len(layer), -1, dtype=np.int64)
+    version[readable] = u8(data, layer.start[readable]) >> 4
+    out.put("ip.version", layer.rows[readable], version[readable])
+    # Wireshark (packet-ip.c) and Zeek's IP analyzer both go by the version
+    # nibble: an IPv6 packet sent with the IPv4 EtherType is dissected as IPv6.
+    six = version == 6
     whole = layer.has(MIN_HEADER_BYTES)
-    out.flag(layer.rows[~whole], "truncated_IP")
-    layer = layer.take(whole)
+    out.flag(layer.rows[~six & ~whole], "truncated_IP")
+    out.flag(layer.rows[~six & whole & (version != 4)], "unknown_ip_version")
+    layer = layer.take(version == 4)
+    header = (u8(data, layer.start) & 0x0F) * 4
+    out.put("ip.hdr_len", layer.rows, header)
+    # Header fields as far as they were captured, none of a header shorter
+    # than 20 bytes (a bogus header: Wireshark shows only version and length).
+    sane = header >= MIN_HEADER_BYTES
+    for size, names in ((2, ("ip.dsfield",)), (4, ("ip.len",)), (6, ("ip.id",)),
+                        (8, ("ip.flags", "ip.flags.df", "ip.flags.mf", "ip.frag_offset")),
+                        (9, ("ip.ttl",)), (10, ("ip.proto",)), (12, ("ip.checksum",)),
+                        (16, ("ip.src",)), (20, ("ip.dst",))):
+        part = sane & layer.has(size)
+        rows, s = layer.rows[part], layer.start[part]
+        for name in names:
+            out.put(name, rows, _FIELDS[name](data, s))
+    layer = layer.take(layer.has(MIN_HEADER_BYTES))
     rows, s = layer.rows, layer.start
-    first = u8(data, s)
-    version = first >> 4
-    out.put("ip.version", rows, version)
-    is_v4 = version == 4
-    out.flag(rows[~is_v4], "unknown_ip_version")
-    layer, first = layer.take(is_v4), first[is_v4]
-    rows, s = layer.rows, layer.start
-
-    header = (first & 0x0F) * 4
+    header = (u8(data, s) & 0x0F) * 4
     total = be16(data, s + 2)
     flags_offset = be16(data, s + 6)
-    out.put("ip.hdr_len", rows, header)
-    out.put("ip.dsfield", rows, u8(data, s + 1))
-    out.put("ip.len", rows, total)
-    out.put("ip.id", rows, be16(data, s + 4))
-    out.put("ip.flags", rows, flags_offset >> 13)
-    out.put("ip.flags.df", rows, (flags_offset >> 14) & 1)
-    out.put("ip.flags.mf", rows, (flags_offset >> 13) & 1)
-    out.put("ip.frag_offset", rows, flags_offset & 0x1FFF)
-    out.put("ip.ttl", rows, u8(data, s + 8))
     protocol = protocol_number = u8(data, s + 9)
-    out.put("ip.proto", rows, protocol)
     out.put("ip_proto", rows, protocol)
-    out.put("ip.checksum", rows, be16(data, s + 10))
-    out.put("ip.src", rows, be32(data, s + 12))
-    out.put("ip.dst", rows, be32(data, s + 16))
 
     usable = np.ones(len(layer), dtype=bool)
     too_small = header < MIN_HEADER_BYTES
@@ -100,4 +107,25 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     out.put("_ip.len", rows, total)
     out.put("_ip.proto", rows, protocol_number)
     out.put("_ip.fragment", rows, fragment)
+    if six.any():
+        inner, inner_protocol, inner_first = ipv6.dissect(data, carried.take(six), out)
+        payload = concat_layers([payload, inner])
+        protocol = np.concatenate([protocol, inner_protocol])
+        first_cut = np.concatenate([first_cut, inner_first])
     return payload, protocol, first_cut
+
+
+_FIELDS = {
+    "ip.dsfield": lambda data, s: u8(data, s + 1),
+    "ip.len": lambda data, s: be16(data, s + 2),
+    "ip.id": lambda data, s: be16(data, s + 4),
+    "ip.flags": lambda data, s: be16(data, s + 6) >> 13,
+    "ip.flags.df": lambda data, s: (be16(data, s + 6) >> 14) & 1,
+    "ip.flags.mf": lambda data, s: (be16(data, s + 6) >> 13) & 1,
+    "ip.frag_offset": lambda data, s: be16(data, s + 6) & 0x1FFF,
+    "ip.ttl": lambda data, s: u8(data, s + 8),
+    "ip.proto": lambda data, s: u8(data, s + 9),
+    "ip.checksum": lambda data, s: be16(data, s + 10),
+    "ip.src": lambda data, s: be32(data, s + 12),
+    "ip.dst": lambda data, s: be32(data, s + 16),
+}

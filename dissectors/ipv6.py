@@ -27,32 +27,36 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     ``int64[k]`` upper-layer protocol numbers (``NO_PROTOCOL`` for a fragment,
     offset non-zero or more-fragments set, or a broken chain) and ``bool[k]``
     first fragments dissected as they stand (always false for IPv6; see
-    :func:`dissectors.ipv4.dissect`).  Weirds (Zeek's
-    names): ``truncated_IPv6`` (fewer than 40 bytes, or the payload runs past
-    the frame on the wire), ``unknown_ip_version``,
+    :func:`dissectors.ipv4.dissect`).  Header fields are filled as far as
+    they were captured, as Wireshark does.  Weirds (Zeek's names):
+    ``truncated_IPv6`` (fewer than 40 bytes, or the payload runs past the
+    frame on the wire), ``unknown_ip_version``,
     ``internally_truncated_header`` (extension header not captured),
     ``invalid_IP_header_size`` (chain longer than the payload length).
     """
+    readable = layer.has(1)
+    version = np.full(len(layer), -1, dtype=np.int64)
+    version[readable] = u8(data, layer.start[readable]) >> 4
+    out.put("ipv6.version", layer.rows[readable], version[readable])
     whole = layer.has(HEADER_BYTES)
     out.flag(layer.rows[~whole], "truncated_IPv6")
-    layer = layer.take(whole)
-    s = layer.start
-    head = be32(data, s)
-    version = head >> 28
-    out.put("ipv6.version", layer.rows, version)
-    is_v6 = version == 6
-    out.flag(layer.rows[~is_v6], "unknown_ip_version")
-    layer, head = layer.take(is_v6), head[is_v6]
+    out.flag(layer.rows[whole & (version != 6)], "unknown_ip_version")
+    # Header fields as far as they were captured (``ipv6.src`` from 24 bytes), as Wireshark.
+    layer = layer.take(version == 6)
+    for size, name, read in (
+            (4, "ipv6.tclass", lambda s: (be32(data, s) >> 20) & 0xFF),
+            (4, "ipv6.flow", lambda s: be32(data, s) & 0xFFFFF),
+            (6, "ipv6.plen", lambda s: be16(data, s + 4)),
+            (7, "ipv6.nxt", lambda s: u8(data, s + 6)),
+            (8, "ipv6.hlim", lambda s: u8(data, s + 7)),
+            (24, "ipv6.src", lambda s: octets(data, s + 8, 16)),
+            (HEADER_BYTES, "ipv6.dst", lambda s: octets(data, s + 24, 16))):
+        part = layer.has(size)
+        out.put(name, layer.rows[part], read(layer.start[part]))
+    layer = layer.take(layer.has(HEADER_BYTES))
     rows, s = layer.rows, layer.start
     payload_length = be16(data, s + 4)
     next_header = u8(data, s + 6)
-    out.put("ipv6.tclass", rows, (head >> 20) & 0xFF)
-    out.put("ipv6.flow", rows, head & 0xFFFFF)
-    out.put("ipv6.plen", rows, payload_length)
-    out.put("ipv6.nxt", rows, next_header)
-    out.put("ipv6.hlim", rows, u8(data, s + 7))
-    out.put("ipv6.src", rows, octets(data, s + 8, 16))
-    out.put("ipv6.dst", rows, octets(data, s + 24, 16))
     out.put("_ip.version", rows, np.full(len(rows), 6, dtype=np.int64))
     out.put("_ip.src6", rows, octets(data, s + 8, 16))
     out.put("_ip.dst6", rows, octets(data, s + 24, 16))

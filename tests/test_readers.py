@@ -195,19 +195,15 @@ def test_pcap_writer_incremental_and_batches(tmp_path):
         (b"abcd", 5 * NS, 100), (b"xy", 6 * NS, 2), (b"1234", 7 * NS, 6)]
 
 
-def test_pcapng_writer_one_idb_per_link_type_and_fileobj():
+def test_pcapng_writer_one_idb_per_link_type_and_fileobj(tmp_path):
     buf = io.BytesIO()
     batch = PacketBatch.from_frames([b"a", b"bb", b"ccc"], link_type=[1, 113, 1])
     with PcapWriter(buf, link_type=1, pcapng=True, nanosecond=True) as w:
         w.write_batch(batch)
         w.write(b"dddd", 9, link_type=101)
     assert not buf.closed
-    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"netsift-w-{os.getpid()}.pcapng"
-    try:
-        path.write_bytes(buf.getvalue())
-        rows, r = read_all(path)
-    finally:
-        path.unlink()
+    (tmp_path / "w.pcapng").write_bytes(buf.getvalue())
+    rows, r = read_all(tmp_path / "w.pcapng")
     assert [(x[0], x[3], x[4]) for x in rows] == [
         (b"a", 1, 0), (b"bb", 113, 1), (b"ccc", 1, 0), (b"dddd", 101, 2)]
     assert r.info.link_types == [1, 101, 113]

@@ -42,8 +42,9 @@ def split_sizes(n: int, mode: str, mss: int, rng: random.Random) -> list[int]:
 
 
 def build_tcp(cap: Capture, flow_id: int, turns, t0: int, rng: random.Random, *,
-              segment: str = "mss", teardown: str = FIN_ORIG, rtt: int = 20_000_000) -> int:
-    """Append the packets of one TCP conversation; return the time it ends.
+              segment: str = "mss", teardown: str = FIN_ORIG,
+              rtt: int = 20_000_000) -> tuple[list[tuple], int]:
+    """The packets of one TCP conversation, in time order, and the time it ends.
 
     Args:
         cap: the capture being built.
@@ -57,7 +58,7 @@ def build_tcp(cap: Capture, flow_id: int, turns, t0: int, rng: random.Random, *,
     """
     flow: Flow = cap.flows[flow_id]
     mss = MSS[flow.v6]
-    pk = cap.packets
+    pk: list[tuple] = []
     isn = [rng.getrandbits(32), rng.getrandbits(32)]
     nxt = [isn[0] + 1, isn[1] + 1]
     # Each direction's stream goes into the arena in one piece.
@@ -91,10 +92,7 @@ def build_tcp(cap: Capture, flow_id: int, turns, t0: int, rng: random.Random, *,
             t += tx + n * 2
             if si & 1 and si != last:
                 # Delayed ACK every second segment.
-                pk.append((t + (half if d == 0 else 30_000), flow_id, e, K_TCP, ACK,
-                           nxt[e], nxt[d], 0, 0))
-                if d == 0:
-                    pass
+                pk.append((t, flow_id, e, K_TCP, ACK, nxt[e], nxt[d], 0, 0))
                 t += 1_000
         nd = turns[ti + 1][0] if ti + 1 < nturns else None
         if nd != e:
@@ -106,7 +104,7 @@ def build_tcp(cap: Capture, flow_id: int, turns, t0: int, rng: random.Random, *,
     if teardown in (RST_ORIG, RST_RESP):
         d = 0 if teardown == RST_ORIG else 1
         pk.append((t, flow_id, d, K_TCP, RST | ACK, nxt[d], nxt[1 - d], 0, 0))
-        return t
+        return pk, t
     d = 0 if teardown == FIN_ORIG else 1
     e = 1 - d
     pk.append((t, flow_id, d, K_TCP, FIN | ACK, nxt[d], nxt[e], 0, 0))
@@ -116,7 +114,7 @@ def build_tcp(cap: Capture, flow_id: int, turns, t0: int, rng: random.Random, *,
     nxt[e] += 1
     t += 40_000 if d == 0 else rtt
     pk.append((t, flow_id, d, K_TCP, ACK, nxt[d], nxt[e], 0, 0))
-    return t
+    return pk, t
 
 
 def pick_teardown(rng: random.Random, closer: int = 0) -> str:

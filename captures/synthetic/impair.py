@@ -1,0 +1,135 @@
+"""Impairments: loss, duplication and reordering per TCP flow; IP fragmentation
+and malformed copies on the rendered frames.
+
+Per-flow impairments work on a flow's packet tuples in time order and keep the
+file time-ordered: reordering swaps the *contents* of two packets and keeps
+the time slots, a duplicate gets its original's time plus 1 µs.  The
+three-way handshake is never reordered (Zeek would flip the direction).
+
+Fragmentation (IPv4 at 8-byte multiples with MF/offset and a fresh header
+checksum; IPv6 with a Fragment extension header, RFC 8200 §4.5) and the
+malformed copies work on frames, after checksums are computed.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+
+from .model import K_TCP, RST, SYN, FIN
+
+MALFORM_KINDS = ("truncated-ip-header", "truncated-l4-header", "bad-ip-length")
+
+
+def impair_flow(pkts: list[tuple], rng: random.Random, loss: float, duplicate: float,
+                reorder: float, flow) -> list[tuple]:
+    """Apply loss, then duplication, then reordering to one TCP flow's packets."""
+    hit = False
+    if loss > 0:
+        kept = []
+        for p in pkts:
+            # Only pure data segments (no SYN/FIN/RST) are lost: a real gap.
+            if p[8] and not p[4] & (SYN | FIN | RST) and rng.random() < loss:
+                flow.missed[p[2]] += p[8]
+                hit = True
+                continue
+            kept.append(p)
+        pkts = kept
+    if duplicate > 0:
+        out = []
+        for p in pkts:
+            out.append(p)
+            if rng.random() < duplicate:
+                out.append((p[0] + 1_000,) + p[1:])
+                hit = True
+        pkts = out
+    if reorder > 0 and len(pkts) > 4:
+        ts = [p[0] for p in pkts]
+        body = [p[1:] for p in pkts]
+        n = len(body)
+        for i in range(3, n - 1):
+            if rng.random() < reorder:
+                j = min(n - 1, i + rng.randint(1, 3))
+                body[i], body[j] = body[j], body[i]
+                hit = True
+        pkts = [(ts[i],) + body[i] for i in range(n)]
+    if hit:
+        flow.impaired = True
+    return pkts
+
+
+def _ip4_checksum(hdr: bytearray) -> None:
+    hdr[10:12] = b"\0\0"
+    s = sum(struct.unpack("!10H", bytes(hdr[:20])))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    hdr[10:12] = struct.pack("!H", ~s & 0xFFFF)
+
+
+def fragment_frame(frame: bytes, l3: int, mtu: int, ident: int) -> list[bytes] | None:
+    """Fragments of ``frame`` whose IP packet is larger than ``mtu``, else ``None``.
+
+    ``ident`` is the IPv6 Fragment header identification (IPv4 keeps its ID).
+    """
+    link, ip = frame[:l3], frame[l3:]
+    if len(ip) <= mtu:
+        return None
+    frags = []
+    if ip[0] >> 4 == 4:
+        ihl = (ip[0] & 0x0F) * 4
+        hdr, data = ip[:ihl], ip[ihl:]
+        step = (mtu - ihl) // 8 * 8
+        for pos in range(0, len(data), step):
+            chunk = data[pos:pos + step]
+            more = pos + step < len(data)
+            h = bytearray(hdr)
+            h[2:4] = struct.pack("!H", ihl + len(chunk))
+            h[6:8] = struct.pack("!H", (0x2000 if more else 0) | (pos // 8))
+            _ip4_checksum(h)
+            frags.append(link + bytes(h) + chunk)
+    else:
+        hdr, data = ip[:40], ip[40:]
+        nh = hdr[6]
+        step = (mtu - 48) // 8 * 8
+        for pos in range(0, len(data), step):
+            chunk = data[pos:pos + step]
+            more = pos + step < len(data)
+            h = bytearray(hdr)
+            h[4:6] = struct.pack("!H", 8 + len(chunk))
+            h[6] = 44
+            fh = struct.pack("!BBHI", nh, 0, (pos // 8) << 3 | (1 if more else 0), ident)
+            frags.append(link + bytes(h) + fh + chunk)
+    return frags
+
+
+def malform_frame(frame: bytes, l3: int, rng: random.Random) -> tuple[bytes, str]:
+    """A damaged copy of ``frame``: cut inside its IP or transport header, or a bad IP length."""
+    ip = frame[l3:]
+    v6 = ip[0] >> 4 == 6
+    ihl = 40 if v6 else (ip[0] & 0x0F) * 4
+    nh = ip[6] if v6 else ip[9]
+    first_fragment = True
+    if nh == 44:                            # IPv6 fragment: its header is part of L3 here
+        first_fragment = (struct.unpack("!H", ip[42:44])[0] >> 3) == 0
+        nh = ip[40]
+        ihl += 8
+    elif not v6:
+        first_fragment = (struct.unpack("!H", ip[6:8])[0] & 0x1FFF) == 0
+    l4hdr = {6: 20, 17: 8}.get(nh, 8)
+    kind = MALFORM_KINDS[rng.randrange(3)]
+    if kind == "truncated-l4-header" and not first_fragment:
+        kind = "truncated-ip-header"
+    if kind == "truncated-ip-header":
+        return frame[:l3 + rng.randint(1, ihl - 1)], kind
+    if kind == "truncated-l4-header":
+        return frame[:l3 + ihl + rng.randint(1, l4hdr - 1)], kind
+    h = bytearray(ip)
+    if v6:
+        real = len(ip) - 40
+        h[4:6] = struct.pack("!H", real + rng.randint(1, 400))
+    else:
+        real = len(ip)
+        bad = real + rng.randint(1, 400) if rng.random() < 0.5 else rng.randint(0, 19)
+        h[2:4] = struct.pack("!H", bad)
+        _ip4_checksum(h)
+    return frame[:l3] + bytes(h), kind
