@@ -64,7 +64,7 @@ def _run_analysis(capture: str) -> AnalysisResult:
 def _print_rows(title: str, rows) -> None:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")
     for label, value in rows:
         table.add_row(label, value)
     Console().print(table)

@@ -25,6 +25,14 @@ def link_type_name(link_type: int) -> str:
     return f"{LINK_TYPE_NAMES.get(link_type, 'unknown')} ({link_type})"
 
 
+def _snaplen(info: CaptureInfo) -> str:
+    """The file's snaplen; for pcapng the largest interface snaplen (0 there means no limit)."""
+    if info.snaplen is not None:
+        return str(info.snaplen)
+    lengths = {interface.snaplen for interface in info.interfaces}
+    return ", ".join(str(n) if n else "no limit" for n in sorted(lengths)) or "n/a"
+
+
 @dataclass
 class CaptureStats:
     """Running capinfos figures; :meth:`update` with each batch.
@@ -79,7 +87,7 @@ class CaptureStats:
             ("File name", str(info.path)),
             ("File format", format_name),
             ("Encapsulation", ", ".join(link_type_name(t) for t in info.link_types) or "none"),
-            ("Snapshot length", str(info.snaplen) if info.snaplen is not None else "n/a"),
+            ("Snapshot length", _snaplen(info)),
             ("Number of packets", f"{self.packets:,}"),
             ("Data size (bytes on the wire)", f"{self.data_bytes:,}"),
             ("Captured bytes", f"{self.captured_bytes:,}"),

@@ -15,8 +15,8 @@ import numpy as np
 
 from captures.batch import PacketBatch
 
-from . import (ayiya, ethernet, geneve, gre, gtp, icmp, ipv4, ipv6, loopback, mpls, nflog, ppp,
-               pppoe, sll, tcp, teredo, udp, vlan, vxlan)
+from . import (ayiya, ethernet, geneve, gre, gtp, icmp, ipv4, ipv6, loopback, macsec, mpls, nflog,
+               ppp, pppoe, sll, tcp, teredo, udp, vlan, vxlan)
 from .wire import Fields, Layer, be16, u8
 
 # LINKTYPE_* values (tcpdump.org/linktypes.html).
@@ -30,6 +30,7 @@ ETHERTYPE_IPV4, ETHERTYPE_IPV6 = 0x0800, 0x86DD
 ETHERTYPE_VLAN = (0x8100, 0x88A8, 0x9100, 0x9200, 0x9300)
 ETHERTYPE_MPLS = (0x8847, 0x8848)
 ETHERTYPE_PPPOE_SESSION = 0x8864
+ETHERTYPE_MACSEC = 0x88E5
 ETHERTYPE_ETHERNET = 0x6558   # transparent Ethernet bridging: an Ethernet frame follows
 ETHERTYPE_SNIFF_IP = -2       # pseudo-EtherType: IPv4 or IPv6, by the first nibble
 
@@ -137,6 +138,7 @@ def _network(data: np.ndarray, layer: Layer, ethertype: np.ndarray, out: Fields,
         (np.isin(ethertype, ETHERTYPE_VLAN), lambda sub: vlan.dissect(data, sub, out)),
         (np.isin(ethertype, ETHERTYPE_MPLS), lambda sub: _mpls(data, sub, out)),
         (ethertype == ETHERTYPE_PPPOE_SESSION, lambda sub: pppoe.dissect(data, sub, out)),
+        (ethertype == ETHERTYPE_MACSEC, lambda sub: macsec.dissect(data, sub, out)),
     ):
         if match.any():
             inner, inner_type = step(layer.take(match))
