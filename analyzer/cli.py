@@ -13,9 +13,9 @@ from rich.table import Table
 from captures import CaptureError
 
 from . import export
-from .pipeline import SAMPLE, AnalysisResult, CaptureWarning, analyze, capture_stats
+from .pipeline import SAMPLE, SCHEMAS, AnalysisResult, CaptureWarning, analyze, capture_stats
 
-TABLE_NAMES = ("packets", "weird")
+TABLE_NAMES = tuple(SCHEMAS)
 stderr = Console(stderr=True)
 
 
@@ -118,7 +118,7 @@ def analyze_command(capture: str, output: str | None, file_format: str, tables: 
     _print_rows("netsift analysis", rows)
     if output:
         try:
-            paths = export.write_tables(result.tables, output, file_format, names)
+            paths = export.write_tables(result.tables, output, file_format, names, SCHEMAS)
         except (OSError, KeyError) as error:
             _fail(error)
         for path in paths:

@@ -55,7 +55,7 @@ class TableBuilder:
         """Add ``n`` rows; ``values``/``valid`` map raw column names to ``[n]`` arrays (absent: all null)."""
         for column in self.schema:
             raw = self.aliases.get(column.name, column.name)
-            if raw not in values:
+            if column.kind == "derived" or raw not in values:
                 continue
             array = values[raw]
             if column.kind == "ipv6":
@@ -70,6 +70,10 @@ class TableBuilder:
         n = self._rows
         data = {}
         for column in self.schema:
+            if column.kind == "derived":
+                # Filled after the stages finish (e.g. uid from connection tracking).
+                data[column.name] = pd.Categorical.from_codes(np.full(n, -1), categories=pd.Index([], dtype="str"))
+                continue
             values = np.zeros(n, dtype=_raw_dtype(column))
             valid = np.zeros(n, dtype=bool)
             for start, part, part_valid in self._parts.get(column.name, ()):
@@ -101,7 +105,11 @@ def to_series(column: Column, values: np.ndarray, valid: np.ndarray) -> pd.api.e
 def _addresses(kind: str, values: np.ndarray, valid: np.ndarray) -> pd.Categorical:
     """Categorical of address text; each distinct address is formatted once."""
     present = values[valid]
-    distinct, inverse = np.unique(present, return_inverse=True)
+    if present.dtype.kind == "u":
+        # Hash-based factorisation (O(n)) instead of np.unique's sort; categories stay sorted.
+        inverse, distinct = pd.factorize(present, sort=True)
+    else:
+        distinct, inverse = np.unique(present, return_inverse=True)
     formatter = {"mac": format_mac, "ipv4": format_ipv4, "ipv6": format_ipv6}[kind]
     categories = [formatter(value) for value in distinct]
     codes = np.full(len(values), -1, dtype=np.int64)

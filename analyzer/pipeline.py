@@ -14,6 +14,7 @@ import warnings as warnings_module
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from captures import CaptureInfo, open_capture
@@ -21,6 +22,7 @@ from captures.batch import PacketBatch
 from dissectors import Fields, dissect
 
 from . import schema
+from .conn import CONN, ConnStage
 from .frames import TableBuilder
 from .summary import CaptureStats
 from .weird import WeirdCollector
@@ -28,6 +30,10 @@ from .weird import WeirdCollector
 DEFAULT_BATCH_PACKETS = 65536
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "captures", "samples",
                       "mixed.pcap")
+
+
+# Every table netsift builds, with its schema (the exports and the CLI read this).
+SCHEMAS = {"packets": schema.PACKETS, "weird": schema.WEIRD, "conn": CONN}
 
 
 class CaptureWarning(UserWarning):
@@ -45,7 +51,8 @@ class AnalysisResult:
             :data:`analyzer.schema.PACKETS`).
         weird: one row per anomaly (Zeek weird.log fields plus ``frame.number``).
         warnings: reader warnings (truncation, damage), each one line.
-        tables: every frame by table name (``packets``, ``weird``, …).
+        conn: one row per connection (Zeek conn.log fields, :data:`analyzer.conn.CONN`).
+        tables: every frame by table name (``packets``, ``weird``, ``conn``, …).
         stats: capinfos-style figures (packets, bytes, first/last time).
     """
 
@@ -61,6 +68,11 @@ class AnalysisResult:
     @property
     def weird(self) -> pd.DataFrame:
         return self.tables["weird"]
+
+    @property
+    def conn(self) -> pd.DataFrame:
+        """One row per connection, Zeek conn.log fields plus ``community_id``."""
+        return self.tables["conn"]
 
     @property
     def packet_count(self) -> int:
@@ -124,7 +136,8 @@ def analyze(path: str | os.PathLike = SAMPLE, batch_packets: int = DEFAULT_BATCH
             to the damage; the reader's warning is in ``result.warnings`` and
             is also issued as a :class:`CaptureWarning`.
     """
-    stages = [PacketsStage()]
+    packets, connections = PacketsStage(), ConnStage()
+    stages = [packets, connections]
     stats = CaptureStats()
     with open_capture(path) as reader:
         for batch in reader.batches(max_packets=batch_packets):
@@ -140,7 +153,20 @@ def analyze(path: str | os.PathLike = SAMPLE, batch_packets: int = DEFAULT_BATCH
     tables: dict[str, pd.DataFrame] = {}
     for stage in stages:
         tables.update(stage.finish())
+    _join_uids(tables, connections.packet_uid)
     return AnalysisResult(capture=info, tables=tables, warnings=reader_warnings, stats=stats)
+
+
+def _join_uids(tables: dict[str, pd.DataFrame], packet_uid) -> None:
+    """Give every packet and weird row the uid of its connection (null where it has none)."""
+    if packet_uid is None or len(packet_uid) != len(tables["packets"]):
+        return
+    uids = pd.Series(packet_uid, dtype="category").array
+    tables["packets"]["uid"] = uids
+    weird = tables["weird"]
+    if len(weird):
+        rows = weird["frame.number"].to_numpy(dtype=np.int64) - tables["packets"]["frame.number"].iloc[0]
+        weird["uid"] = pd.array(pd.Series(uids).iloc[rows].astype("string").to_numpy(), dtype="string")
 
 
 def capture_stats(path: str | os.PathLike, batch_packets: int = DEFAULT_BATCH_PACKETS

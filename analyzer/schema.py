@@ -42,6 +42,8 @@ def _c(name, dtype, kind, meaning, source=None, zeek_type=None):
 
 PACKETS: tuple[Column, ...] = (
     _c("frame.number", "Int64", "int", "1-based position of the frame in the file"),
+    _c("uid", "category", "derived", "uid of the frame's connection in the conn table (null: none)",
+       "Zeek conn.log uid"),
     _c("frame.time_epoch", "Float64", "seconds", "arrival time, seconds since the Unix epoch"),
     _c("ts", "datetime64[ns, UTC]", "time", "arrival time as a UTC timestamp (ns)", "Wireshark frame.time"),
     _c("frame.len", "Int64", "int", "bytes on the wire"),
