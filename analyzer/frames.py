@@ -34,6 +34,10 @@ def _raw_dtype(column: Column):
 class TableBuilder:
     """Accumulates batches of raw columns for one table and builds its DataFrame.
 
+    Each column is one growing numpy array (capacity grows by half), written
+    batch by batch, so the finished frame is built from views of those arrays:
+    peak memory is the frame itself plus the unused capacity, not a second copy.
+
     Args:
         schema: the table's columns; a column may take its raw values from
             another raw column (``ts`` from ``frame.time_epoch``) via ``aliases``.
@@ -43,7 +47,8 @@ class TableBuilder:
     def __init__(self, schema: tuple[Column, ...], aliases: dict[str, str] | None = None):
         self.schema = schema
         self.aliases = aliases or {}
-        self._parts: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        self._values: dict[str, np.ndarray] = {}
+        self._valid: dict[str, np.ndarray] = {}
         self._rows = 0
 
     @property
@@ -51,8 +56,22 @@ class TableBuilder:
         """Rows accumulated so far."""
         return self._rows
 
+    def _column(self, column: Column, need: int) -> tuple[np.ndarray, np.ndarray]:
+        values = self._values.get(column.name)
+        if values is None or len(values) < need:
+            capacity = max(need, int(1.5 * (0 if values is None else len(values))))
+            grown = np.zeros(capacity, dtype=_raw_dtype(column))
+            valid = np.zeros(capacity, dtype=bool)
+            if values is not None:
+                kept = min(len(values), self._rows)
+                grown[:kept] = values[:kept]
+                valid[:kept] = self._valid[column.name][:kept]
+            self._values[column.name], self._valid[column.name] = grown, valid
+        return self._values[column.name], self._valid[column.name]
+
     def add(self, n: int, values: dict[str, np.ndarray], valid: dict[str, np.ndarray]) -> None:
         """Add ``n`` rows; ``values``/``valid`` map raw column names to ``[n]`` arrays (absent: all null)."""
+        end = self._rows + n
         for column in self.schema:
             raw = self.aliases.get(column.name, column.name)
             if column.kind == "derived" or raw not in values:
@@ -60,10 +79,10 @@ class TableBuilder:
             array = values[raw]
             if column.kind == "ipv6":
                 array = np.ascontiguousarray(array).view("V16").reshape(n)
-            else:
-                array = array.astype(_raw_dtype(column), copy=False)
-            self._parts.setdefault(column.name, []).append((self._rows, array, valid[raw]))
-        self._rows += n
+            target, target_valid = self._column(column, end)
+            target[self._rows:end] = array
+            target_valid[self._rows:end] = valid[raw]
+        self._rows = end
 
     def frame(self) -> pd.DataFrame:
         """The DataFrame of every row added, one column per schema entry, in schema order."""
@@ -74,13 +93,10 @@ class TableBuilder:
                 # Filled after the stages finish (e.g. uid from connection tracking).
                 data[column.name] = pd.Categorical.from_codes(np.full(n, -1), categories=pd.Index([], dtype="str"))
                 continue
-            values = np.zeros(n, dtype=_raw_dtype(column))
-            valid = np.zeros(n, dtype=bool)
-            for start, part, part_valid in self._parts.get(column.name, ()):
-                values[start:start + len(part)] = part
-                valid[start:start + len(part)] = part_valid
+            values, valid = self._column(column, n)
+            values, valid = values[:n], valid[:n]
+            del self._values[column.name], self._valid[column.name]
             data[column.name] = to_series(column, values, valid)
-        self._parts.clear()
         return pd.DataFrame(data, copy=False)
 
 
