@@ -125,5 +125,40 @@ def analyze_command(capture: str, output: str | None, file_format: str, tables: 
             click.echo(f"wrote {path}")
 
 
+def _vlan_ids(context, parameter, text):
+    try:
+        return tuple(int(value) for value in (text or "").split(",") if value.strip())
+    except ValueError:
+        raise click.BadParameter(f"VLAN IDs are comma-separated numbers: {text!r}")
+
+
+@main.command()
+@click.argument("scenario", type=click.Choice(["dns", "http", "smtp", "mixed"]))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Capture file to write.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, byte-identical file.")
+@click.option("--count", type=int, default=10, show_default=True, help="Conversations to generate.")
+@click.option("--truth", type=click.Path(dir_okay=False), help="Write the ground truth (JSON lines) here.")
+@click.option("--segment", type=click.Choice(["mss", "random", "every-byte"]), default="mss", show_default=True)
+@click.option("--reorder", type=float, default=0.0, metavar="P", help="Probability of reordering a segment.")
+@click.option("--duplicate", type=float, default=0.0, metavar="P", help="Probability of duplicating a segment.")
+@click.option("--loss", type=float, default=0.0, metavar="P", help="Probability of losing a data segment.")
+@click.option("--fragment", type=int, metavar="MTU", help="Fragment IP packets to this MTU.")
+@click.option("--vlan", callback=_vlan_ids, metavar="ID[,ID]", help="VLAN tag, or QinQ as OUTER,INNER.")
+@click.option("--ipv6", is_flag=True, help="Every conversation over IPv6.")
+@click.option("--snaplen", type=int, help="Cut frames to this many bytes.")
+@click.option("--malformed", type=float, default=0.0, metavar="P", help="Probability of a damaged copy.")
+@click.option("--nanosecond", is_flag=True, help="Nanosecond timestamps.")
+@click.option("--pcapng", is_flag=True, help="Write pcapng instead of pcap.")
+def generate(scenario: str, output: str, **options) -> None:
+    """Write a deterministic synthetic capture of SCENARIO (dns, http, smtp, mixed), with ground truth."""
+    from captures.synthetic import generate as generate_capture
+    try:
+        summary = generate_capture(scenario, output, truth_path=options.pop("truth"), **options)
+    except (ValueError, OSError) as error:
+        _fail(error)
+    protocols = ", ".join(f"{name} {count}" for name, count in sorted(summary.protocols.items()))
+    click.echo(f"{summary.path}: {summary.packets} packets, {summary.conversations} conversations ({protocols})")
+
+
 if __name__ == "__main__":
     main()

@@ -122,3 +122,16 @@ def test_zeek_formats_write_only_tables_zeek_has(tmp_path, capture):
     assert not (out_dir / "packets.log").exists()
     code, out, err = run("analyze", capture, "-o", out_dir, "--format", "zeek", "--tables", "packets")
     assert code == 2 and "Zeek has no log for: packets" in err
+
+
+def test_generate_is_deterministic_and_analyses(tmp_path):
+    paths = [tmp_path / f"g{i}.pcap" for i in range(2)]
+    for path in paths:
+        code, out, err = run("generate", "mixed", "-o", path, "--seed", 5, "--count", 4, "--vlan", "7")
+        assert code == 0, err
+        assert "packets" in out
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    packets = analyze(paths[0]).packets
+    assert (packets["vlan.id"] == 7).all()
+    code, out, err = run("generate", "mixed", "-o", tmp_path / "x.pcap", "--vlan", "a,b")
+    assert code == 2

@@ -34,7 +34,8 @@ _WEIGHTS = (30, 14, 12, 6, 6, 5, 7, 4, 4, 8)
 
 
 def _v4(rng: random.Random) -> str:
-    return f"{rng.choice((192, 198, 203, 151, 104))}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    first = rng.choice((192, 198, 203, 151, 104))
+    return f"{first}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
 def _v6(rng: random.Random) -> str:
@@ -79,11 +80,12 @@ def make_exchange(rng: random.Random, big: bool = False) -> dict:
                 for _ in range(rng.randint(1, 2))]
     elif kind == "MX":
         qname = zone
-        ans = [(zone, "MX", ttl, (10 * (i + 1), f"mx{i + 1}.{zone}")) for i in range(rng.randint(1, 3))]
+        ans = [(zone, "MX", ttl, (10 * (i + 1), f"mx{i + 1}.{zone}"))
+               for i in range(rng.randint(1, 3))]
     elif kind == "TXT":
         qname = zone
-        pool = [f"v=spf1 include:_spf.{zone} ~all",
-                f"google-site-verification={''.join(rng.choice('ABCDEFabcdef0123456789') for _ in range(24))}",
+        token = "".join(rng.choice("ABCDEFabcdef0123456789") for _ in range(24))
+        pool = [f"v=spf1 include:_spf.{zone} ~all", f"google-site-verification={token}",
                 f"{word(rng)}={word(rng)}"]
         ans = [(zone, "TXT", ttl, rng.sample(pool, rng.randint(1, 2))) for _ in range(rng.randint(1, 2))]
     elif kind == "NS":
@@ -136,11 +138,11 @@ def encode(ex: dict, truncated: bool = False) -> tuple[bytes, bytes]:
     """
     qd = DNSQR(qname=ex["qname"], qtype=QTYPES[ex["qtype"]])
     opt = [DNSRROPT(rclass=1232)] if ex["edns"] and not truncated else []
-    query = DNS(id=0, rd=1, qd=qd, ar=opt or None)
+    query = DNS(id=0, rd=1, qd=[qd], ar=opt)
     an = [] if truncated else [_rr(r) for r in ex["answers"]]
     ns = [] if truncated else [_rr(r) for r in ex["authority"]]
     resp = DNS(id=0, qr=1, aa=int(ex["aa"]), tc=int(truncated), rd=1, ra=1,
-               rcode=ex["rcode"], qd=qd, an=an or None, ns=ns or None, ar=opt or None)
+               rcode=ex["rcode"], qd=[qd], an=an, ns=ns, ar=opt)
     return bytes(query.compress()), bytes(resp.compress())
 
 

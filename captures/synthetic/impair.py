@@ -2,8 +2,9 @@
 and malformed copies on the rendered frames.
 
 Per-flow impairments work on a flow's packet tuples in time order and keep the
-file time-ordered: reordering swaps the *contents* of two packets and keeps
-the time slots, a duplicate gets its original's time plus 1 µs.  The
+file time-ordered: reordering swaps the *contents* of two data segments going
+the same way (up to three apart, nothing from the other side between them)
+and keeps the time slots, a duplicate gets its original's time plus 1 µs.  The
 three-way handshake is never reordered (Zeek would flip the direction).
 
 Fragmentation (IPv4 at 8-byte multiples with MF/offset and a fresh header
@@ -16,7 +17,7 @@ from __future__ import annotations
 import random
 import struct
 
-from .model import K_TCP, RST, SYN, FIN
+from .model import RST, SYN, FIN
 
 MALFORM_KINDS = ("truncated-ip-header", "truncated-l4-header", "bad-ip-length")
 
@@ -47,11 +48,22 @@ def impair_flow(pkts: list[tuple], rng: random.Random, loss: float, duplicate: f
         ts = [p[0] for p in pkts]
         body = [p[1:] for p in pkts]
         n = len(body)
+        movable = [bool(p[7]) and not p[3] & (SYN | FIN | RST) for p in body]
         for i in range(3, n - 1):
-            if rng.random() < reorder:
-                j = min(n - 1, i + rng.randint(1, 3))
-                body[i], body[j] = body[j], body[i]
-                hit = True
+            if movable[i] and rng.random() < reorder:
+                # Swap with one of the next three data segments going the same
+                # way, with nothing from the other side in between: a path
+                # reorders its own packets, and the receiver's ACKs (which
+                # assume in-order arrival) never get ahead of the data.
+                d, j = body[i][1], i
+                for _ in range(rng.randint(1, 3)):
+                    if j + 1 < n and movable[j + 1] and body[j + 1][1] == d:
+                        j += 1
+                    else:
+                        break
+                if j != i:
+                    body[i], body[j] = body[j], body[i]
+                    hit = True
         pkts = [(ts[i],) + body[i] for i in range(n)]
     if hit:
         flow.impaired = True
@@ -117,7 +129,9 @@ def malform_frame(frame: bytes, l3: int, rng: random.Random) -> tuple[bytes, str
         first_fragment = (struct.unpack("!H", ip[6:8])[0] & 0x1FFF) == 0
     l4hdr = {6: 20, 17: 8}.get(nh, 8)
     kind = MALFORM_KINDS[rng.randrange(3)]
-    if kind == "truncated-l4-header" and not first_fragment:
+    if kind == "truncated-l4-header" and (not first_fragment or ihl == 48):
+        # Wireshark does not look inside an unreassembled fragment (and an
+        # IPv6 fragment is never reassembled alone): cut the IP headers instead.
         kind = "truncated-ip-header"
     if kind == "truncated-ip-header":
         return frame[:l3 + rng.randint(1, ihl - 1)], kind
@@ -125,11 +139,14 @@ def malform_frame(frame: bytes, l3: int, rng: random.Random) -> tuple[bytes, str
         return frame[:l3 + ihl + rng.randint(1, l4hdr - 1)], kind
     h = bytearray(ip)
     if v6:
-        real = len(ip) - 40
-        h[4:6] = struct.pack("!H", real + rng.randint(1, 400))
+        # Shorter than what follows the fixed header needs: Wireshark reports
+        # an IPv6 payload length larger than the frame only as a warning.
+        need = 8 if ihl == 48 else l4hdr
+        h[4:6] = struct.pack("!H", rng.randint(1, need - 1))
     else:
         real = len(ip)
-        bad = real + rng.randint(1, 400) if rng.random() < 0.5 else rng.randint(0, 19)
+        # 0 would read as "TCP segmentation offload", not as an error.
+        bad = real + rng.randint(1, 400) if rng.random() < 0.5 else rng.randint(1, 19)
         h[2:4] = struct.pack("!H", bad)
         _ip4_checksum(h)
     return frame[:l3] + bytes(h), kind

@@ -52,6 +52,7 @@ class Flow:
     impaired: bool = False          # a reorder/duplicate/loss hit this flow
     missed: list[int] = field(default_factory=lambda: [0, 0])  # bytes lost per direction
     stream_len: list[int] = field(default_factory=lambda: [0, 0])  # TCP payload per direction
+    teardown: str | None = None     # TCP: see captures.synthetic.tcp
 
     def host(self, d: int) -> str:
         fam = socket.AF_INET6 if self.v6 else socket.AF_INET
@@ -120,6 +121,7 @@ class Hosts:
         self.rng = rng
         self._ports: dict[int, int] = {}
         self._macs: dict[int, bytes] = {}
+        self._key: dict[bytes, int] = {}
         self._servers = {
             svc: ([ipaddress.ip_address(a).packed for a in v4],
                   [ipaddress.ip_address(a).packed for a in v6])
@@ -138,19 +140,29 @@ class Hosts:
         mac = self._macs.get(n)
         if mac is None:
             mac = self._macs[n] = bytes((0x02, 0x42)) + n.to_bytes(4, "big")
+        self._key[addr] = n
+        return addr, mac, self._next_port(n)
+
+    def _next_port(self, n: int) -> int:
         port = self._ports.get(n)
         if port is None:
-            port = rng.randrange(32768, 60000)
+            port = self.rng.randrange(32768, 60000)
         else:
-            port += rng.randrange(1, 8)
+            port += self.rng.randrange(1, 8)
             if port > 60999:
                 port = 32768 + port % 1000
         self._ports[n] = port
-        return addr, mac, port
+        return port
 
     def server(self, service: str, v6: bool) -> tuple[bytes, bytes]:
         pool = self._servers[service][1 if v6 else 0]
         return pool[self.rng.randrange(len(pool))], _GATEWAY_MAC
+
+    def again(self, flow: Flow, proto: str) -> Flow:
+        """A new flow between the same two hosts from a fresh client port."""
+        port = self._next_port(self._key[flow.addr[0]])
+        return Flow(proto=proto, v6=flow.v6, addr=flow.addr, port=(port, flow.port[1]),
+                    mac=flow.mac, ttl=flow.ttl, service=flow.service)
 
     def flow(self, proto: str, service: str, port: int, v6: bool, service_name=None) -> Flow:
         caddr, cmac, cport = self.client(v6)

@@ -27,8 +27,8 @@ LAST = ("smith", "jones", "garcia", "miller", "davis", "lopez", "clark", "lewis"
 
 
 def _person(rng: random.Random, dom: str) -> tuple[str, str]:
-    f, l = rng.choice(FIRST), rng.choice(LAST)
-    return f"{f.capitalize()} {l.capitalize()}", f"{f}.{l}{rng.randrange(100)}@{dom}"
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    return f"{first.capitalize()} {last.capitalize()}", f"{first}.{last}{rng.randrange(100)}@{dom}"
 
 
 def _message(rng: random.Random, sender, rcpts, small: bool):
@@ -37,7 +37,10 @@ def _message(rng: random.Random, sender, rcpts, small: bool):
             f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d} +0000")
     to = rcpts[:max(1, len(rcpts) - rng.randint(0, 1))]
     cc = rcpts[len(to):]
-    fmt = lambda p: f"{p[0]} <{p[1]}>" if rng.random() < 0.6 else p[1]
+
+    def fmt(p):
+        return f"{p[0]} <{p[1]}>" if rng.random() < 0.6 else p[1]
+
     from_h = fmt(sender)
     to_h = [fmt(p) for p in to]
     cc_h = [fmt(p) for p in cc]
@@ -49,11 +52,12 @@ def _message(rng: random.Random, sender, rcpts, small: bool):
         headers.append(f"Cc: {', '.join(cc_h)}")
     headers += [f"Subject: {subject}", f"Message-ID: {msg_id}", "MIME-Version: 1.0",
                 f'Content-Type: multipart/mixed; boundary="{boundary}"']
-    text = [sentence(rng, rng.randint(5, 14)).capitalize() + "." for _ in range(rng.randint(2, 6 if small else 20))]
+    lines = rng.randint(1, 2) if small else rng.randint(2, 20)
+    text = [sentence(rng, rng.randint(5, 14)).capitalize() + "." for _ in range(lines)]
     # Lines that need dot-stuffing.
     text.insert(rng.randrange(len(text) + 1), ".")
     text.insert(rng.randrange(len(text) + 1), f".{word(rng)} starts with a dot")
-    attach = rng.randbytes(rng.randint(100, 600) if small else rng.randint(2000, 20000))
+    attach = rng.randbytes(rng.randint(40, 120) if small else rng.randint(2000, 20000))
     b64 = base64.encodebytes(attach).decode().replace("\n", "\r\n")
     body = [f"--{boundary}", "Content-Type: text/plain; charset=utf-8",
             "Content-Transfer-Encoding: 7bit", ""] + text + [
@@ -70,7 +74,7 @@ def _message(rng: random.Random, sender, rcpts, small: bool):
 
 def _dot_stuff(msg: bytes) -> bytes:
     lines = msg.split(b"\r\n")
-    return b"\r\n".join(b"." + l if l.startswith(b".") else l for l in lines)
+    return b"\r\n".join(b"." + line if line.startswith(b".") else line for line in lines)
 
 
 def session(rng: random.Random, small: bool = False):
@@ -89,7 +93,7 @@ def session(rng: random.Random, small: bool = False):
     if tls:
         steps.append((b"STARTTLS\r\n", ["220 2.0.0 Ready to start TLS"], "STARTTLS"))
     else:
-        ntx = rng.choice((1, 1, 1, 2, 3))
+        ntx = rng.choice((1, 1, 2)) if small else rng.choice((1, 1, 1, 2, 3))
         modes = ["data"] * ntx
         if ntx > 1:
             modes[rng.randrange(ntx - 1)] = "rset"
@@ -97,7 +101,8 @@ def session(rng: random.Random, small: bool = False):
             modes[-1] = "bdat"
         for mode in modes:
             sender = _person(rng, client_dom)
-            rcpts = [_person(rng, rng.choice((server_dom, domain(rng)))) for _ in range(rng.randint(1, 4))]
+            rcpts = [_person(rng, rng.choice((server_dom, domain(rng))))
+                     for _ in range(rng.randint(1, 2 if small else 4))]
             size = f" SIZE={rng.randint(1000, 50000)}" if rng.random() < 0.5 else ""
             steps.append((f"MAIL FROM:<{sender[1]}>{size}\r\n".encode(), ["250 2.1.0 Ok"], "MAIL"))
             for r in rcpts:
@@ -113,12 +118,14 @@ def session(rng: random.Random, small: bool = False):
                 steps.append((_dot_stuff(msg) + b".\r\n", [f"250 2.0.0 Ok: queued as {qid}"], ".",
                               fields))
             else:
-                cut = rng.randrange(len(msg) // 3, len(msg)) if rng.random() < 0.5 else len(msg)
-                if cut < len(msg):
-                    steps.append((f"BDAT {cut}\r\n".encode() + msg[:cut],
-                                  [f"250 2.0.0 Ok: {cut} octets received"], "BDAT"))
-                rest = msg[cut:]
-                steps.append((f"BDAT {len(rest)} LAST\r\n".encode() + rest,
+                chunks = [msg]
+                if rng.random() < 0.5:
+                    cut = rng.randrange(len(msg) // 3, len(msg) - 1)
+                    chunks = [msg[:cut], msg[cut:]]
+                if len(chunks) == 2:
+                    steps.append((f"BDAT {len(chunks[0])}\r\n".encode() + chunks[0],
+                                  [f"250 2.0.0 Ok: {len(chunks[0])} octets received"], "BDAT"))
+                steps.append((f"BDAT {len(chunks[-1])} LAST\r\n".encode() + chunks[-1],
                               [f"250 2.0.0 Ok: {len(msg)} bytes queued as {qid}"], "BDAT LAST",
                               fields))
         steps.append((b"QUIT\r\n", ["221 2.0.0 Bye"], "QUIT"))
@@ -131,7 +138,10 @@ def session(rng: random.Random, small: bool = False):
         turns.append((1, ("\r\n".join(reply) + "\r\n").encode(), rng.randrange(100_000, 5_000_000)))
     if tls:
         for i in range(rng.randint(2, 5)):
-            size = rng.randint(200, 600 if small else 4000) if i % 2 else rng.randint(100, 600)
+            if small:
+                size = rng.randint(100, 200)
+            else:
+                size = rng.randint(200, 4000) if i % 2 else rng.randint(100, 600)
             turns.append((i % 2, rng.randbytes(size), rng.randrange(100_000, 5_000_000)))
     return turns, _zeek_records(steps, helo, tls), 0 if tls else 1
 

@@ -42,8 +42,9 @@ def split_sizes(n: int, mode: str, mss: int, rng: random.Random) -> list[int]:
 
 
 def build_tcp(cap: Capture, flow_id: int, turns, t0: int, rng: random.Random, *,
-              segment: str = "mss", teardown: str = FIN_ORIG,
-              rtt: int = 20_000_000) -> tuple[list[tuple], int]:
+              segment: str = "mss", teardown: str = FIN_ORIG, rtt: int = 20_000_000,
+              seg_rng: random.Random | None = None,
+              key=None) -> tuple[list[tuple], int]:
     """The packets of one TCP conversation, in time order, and the time it ends.
 
     Args:
@@ -55,6 +56,10 @@ def build_tcp(cap: Capture, flow_id: int, turns, t0: int, rng: random.Random, *,
         segment: ``"mss"``, ``"random"`` or ``"every-byte"``.
         teardown: ``"fin-orig"``, ``"fin-resp"``, ``"rst-orig"`` or ``"rst-resp"``.
         rtt: round-trip time between the capture point (at the client) and the server.
+        seg_rng: RNG for random segment sizes (default ``rng``), so that
+            segmentation does not change the content drawn from ``rng``.
+        key: if given, the byte streams are stored in the arena once per key
+            (sessions reused from a pool share their bytes).
     """
     flow: Flow = cap.flows[flow_id]
     mss = MSS[flow.v6]
@@ -63,8 +68,13 @@ def build_tcp(cap: Capture, flow_id: int, turns, t0: int, rng: random.Random, *,
     nxt = [isn[0] + 1, isn[1] + 1]
     # Each direction's stream goes into the arena in one piece.
     streams = [b"".join(t[1] for t in turns if t[0] == d) for d in (0, 1)]
-    base = [cap.store(streams[0]), cap.store(streams[1])]
+    if key is None:
+        base = [cap.store(streams[0]), cap.store(streams[1])]
+    else:
+        base = [cap.store_once((key, 0), streams[0]), cap.store_once((key, 1), streams[1])]
+    seg_rng = seg_rng or rng
     flow.stream_len = [len(streams[0]), len(streams[1])]
+    flow.teardown = teardown
     rel = [0, 0]
     half = rtt // 2
     t = t0
@@ -81,7 +91,7 @@ def build_tcp(cap: Capture, flow_id: int, turns, t0: int, rng: random.Random, *,
         # The server's packets reach the capture point half an RTT after it sends
         # them; the client's are seen as they leave.
         t += think + (rtt if d == 1 and prev_dir == 0 else 15_000 + rng.randrange(30_000))
-        sizes = split_sizes(len(data), segment, mss, rng)
+        sizes = split_sizes(len(data), segment, mss, seg_rng)
         last = len(sizes) - 1
         tx = 12_000 if d else 4_000
         for si, n in enumerate(sizes):
