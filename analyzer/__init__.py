@@ -5,6 +5,6 @@
 >>> result.packets, result.weird          # doctest: +SKIP
 """
 
-from .pipeline import SAMPLE, AnalysisResult, CaptureWarning, analyze, analyze_batch
+from .pipeline import SAMPLE, AnalysisResult, CaptureWarning, Pipeline, analyze, analyze_batch
 
-__all__ = ["analyze", "analyze_batch", "AnalysisResult", "CaptureWarning", "SAMPLE"]
+__all__ = ["analyze", "analyze_batch", "Pipeline", "AnalysisResult", "CaptureWarning", "SAMPLE"]

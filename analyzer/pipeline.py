@@ -1,8 +1,8 @@
 """The pipeline: drives a capture's batches through the dissectors into frames.
 
-``analyze(path)`` reads a capture in batches, runs
+``analyze(path)`` reads a capture in batches; a :class:`Pipeline` runs
 :func:`dissectors.dissect` on each batch and hands the batch and its columns
-to every stage (the ``packets`` table builder now; connection tracking and
+to every stage (the ``packets``/``weird`` builder, connection tracking;
 application dissectors hook in the same way: a ``feed(batch, fields)`` per
 batch and a ``finish()`` that returns frames).
 """
@@ -108,14 +108,45 @@ class PacketsStage:
         return {"packets": packets, "weird": self.weird.frame(packets)}
 
 
+class Pipeline:
+    """Batches in, frames out: the same path for files, live capture and in-memory batches.
+
+    ``feed(batch)`` dissects a batch and hands it to every stage (packets and
+    weird, connections); ``finish()`` returns the tables, with each packet and
+    weird row joined to its connection's uid.  Feed batches in capture order.
+    """
+
+    def __init__(self):
+        self.stats = CaptureStats()
+        self.packets = PacketsStage()
+        self.connections = ConnStage()
+        self.stages = [self.packets, self.connections]
+
+    def feed(self, batch: PacketBatch) -> Fields:
+        """Dissect ``batch`` and feed it to the stages; returns its dissected columns."""
+        self.stats.update(batch)
+        fields = dissect(batch)
+        for stage in self.stages:
+            stage.feed(batch, fields)
+        return fields
+
+    def finish(self) -> dict[str, pd.DataFrame]:
+        """Every table by name (``packets``, ``weird``, ``conn``)."""
+        tables: dict[str, pd.DataFrame] = {}
+        for stage in self.stages:
+            tables.update(stage.finish())
+        _join_uids(tables, self.connections.packet_uid)
+        return tables
+
+
 def analyze_batch(batch: PacketBatch) -> dict[str, pd.DataFrame]:
-    """The ``packets`` and ``weird`` frames of one in-memory batch (generators, live capture, tests).
+    """Every table of one in-memory batch (generators, tests).
 
     Example: ``analyze_batch(PacketBatch.from_frames([frame_bytes]))["packets"]``.
     """
-    stage = PacketsStage()
-    stage.feed(batch, dissect(batch))
-    return stage.finish()
+    pipeline = Pipeline()
+    pipeline.feed(batch)
+    return pipeline.finish()
 
 
 def analyze(path: str | os.PathLike = SAMPLE, batch_packets: int = DEFAULT_BATCH_PACKETS,
@@ -128,7 +159,7 @@ def analyze(path: str | os.PathLike = SAMPLE, batch_packets: int = DEFAULT_BATCH
         progress: called after each batch with the number of frames read so far.
 
     Returns:
-        :class:`AnalysisResult` with ``packets`` and ``weird`` frames.
+        :class:`AnalysisResult` with the ``packets``, ``weird`` and ``conn`` frames.
 
     Raises:
         captures.CaptureError: the file is missing, unreadable, not a capture,
@@ -136,25 +167,17 @@ def analyze(path: str | os.PathLike = SAMPLE, batch_packets: int = DEFAULT_BATCH
             to the damage; the reader's warning is in ``result.warnings`` and
             is also issued as a :class:`CaptureWarning`.
     """
-    packets, connections = PacketsStage(), ConnStage()
-    stages = [packets, connections]
-    stats = CaptureStats()
+    pipeline = Pipeline()
     with open_capture(path) as reader:
         for batch in reader.batches(max_packets=batch_packets):
-            stats.update(batch)
-            fields = dissect(batch)
-            for stage in stages:
-                stage.feed(batch, fields)
+            pipeline.feed(batch)
             if progress is not None:
                 progress(reader.packets)
         info, reader_warnings = reader.info, list(reader.warnings)
     for message in reader_warnings:
         warnings_module.warn(message, CaptureWarning, stacklevel=2)
-    tables: dict[str, pd.DataFrame] = {}
-    for stage in stages:
-        tables.update(stage.finish())
-    _join_uids(tables, connections.packet_uid)
-    return AnalysisResult(capture=info, tables=tables, warnings=reader_warnings, stats=stats)
+    return AnalysisResult(capture=info, tables=pipeline.finish(), warnings=reader_warnings,
+                          stats=pipeline.stats)
 
 
 def _join_uids(tables: dict[str, pd.DataFrame], packet_uid) -> None:
