@@ -16,5 +16,12 @@ from .ip import FragmentReassembler
 from .stream import Chunk, StreamReassembler
 from .tcp import ConnKey, Delivery, TcpReassembly
 
-__all__ = ["Weird", "FragmentReassembler", "Chunk", "StreamReassembler", "ConnKey", "Delivery",
-           "TcpReassembly"]
+__all__ = [
+           "Chunk",
+           "ConnKey",
+           "Delivery",
+           "FragmentReassembler",
+           "StreamReassembler",
+           "TcpReassembly",
+           "Weird",
+]

@@ -10,9 +10,14 @@ What it does, and where it follows Zeek (``src/Frag.cc``) or the RFCs:
 * Fragments are the rows whose hidden ``_ip.fragment`` column is true (the
   innermost IP header is a fragment: IPv4 MF set or offset non-zero; IPv6
   fragment header with M set or offset non-zero; atomic fragments are whole
-  datagrams and never come here).  Fragments are rare, so each is handled
-  in Python: its IP header is found again in the frame bytes (see
-  :func:`_locate`) and parsed.
+  datagrams and never come here), plus IPv6 rows whose ``ipv6.fraghdr``
+  fields say fragment (the dissector can lose ``_ip.fragment`` on a
+  non-first fragment, see :meth:`FragmentReassembler.feed`).  Fragments are
+  rare, so each is handled in Python: its IP header is found again in the
+  frame bytes (see :func:`_locate`) and parsed.
+* Reassembled datagrams can hold fragments in turn (a fragmented tunnel
+  whose inner packet was fragmented too): dissect the returned batch and
+  feed it back with ``frame_numbers``.
 * Datagrams are keyed by (source, destination, identification, protocol)
   for IPv4 (RFC 791; Zeek leaves the protocol out) and by (source,
   destination, identification) for IPv6 (RFC 8200).

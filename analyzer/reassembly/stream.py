@@ -19,8 +19,10 @@ Behaviour (Zeek's ``TCP_Reassembler`` where it has one):
   later segment only fills holes.  Overlapping bytes that differ give a
   ``rexmit_inconsistency`` weird (Zeek raises an event of that name; it has
   no weird for it).  Only undelivered (buffered) bytes are compared.
-* Data below the stream start gives ``TCP_seq_underflow_or_misorder`` (not
-  for RST segments, as Zeek) and is dropped.
+* Data below the stream start is dropped; when it starts before the octet
+  before the stream (the SYN's, or the one Zeek imagines for a mid-stream
+  start, where keep-alives probe) it gives ``TCP_seq_underflow_or_misorder``
+  (not for RST segments, as Zeek).
 * A segment whose payload was not all captured (``length`` beyond the
   bytes given) gives ``truncated_tcp_payload`` and its data is not used,
   as in Zeek; its length still places a FIN.
@@ -90,9 +92,23 @@ class StreamReassembler:
         closed: whether :meth:`close` was called.
     """
 
-    __slots__ = ("max_buffered", "started", "saw_syn", "_base", "_next", "_starts", "_blocks",
-                 "buffered", "fin", "reset", "closed", "eof_sent", "delivered_bytes",
-                 "missed_bytes", "weirds")
+    __slots__ = (
+        "_base",
+        "_blocks",
+        "_next",
+        "_starts",
+        "buffered",
+        "closed",
+        "delivered_bytes",
+        "eof_sent",
+        "fin",
+        "max_buffered",
+        "missed_bytes",
+        "reset",
+        "saw_syn",
+        "started",
+        "weirds",
+    )
 
     def __init__(self, max_buffered: int = DEFAULT_MAX_BUFFERED):
         self.max_buffered = max_buffered
@@ -161,7 +177,9 @@ class StreamReassembler:
                 return out
             offset += 1
         end = offset + length
-        if offset < 0 and length and not flags & RST:
+        # Zeek's underflow: before the octet a SYN occupies (or, mid-stream, the one Zeek
+        # pretends a SYN occupied); a keep-alive at that octet is not one.
+        if offset < -1 and length and not flags & RST:
             self.weirds.append(("TCP_seq_underflow_or_misorder", None))
         if flags & FIN and self.fin is None and end >= self._next:
             self.fin = end
@@ -275,8 +293,7 @@ class StreamReassembler:
             lo, hi = max(cursor, b_start), min(end, b_end)
             if hi > lo and not differs and data[lo - offset:hi - offset] != b_data[lo - b_start:hi - b_start]:
                 differs = True
-            if b_end > cursor:
-                cursor = b_end
+            cursor = max(cursor, b_end)
             i += 1
         if cursor < end:
             pieces.append((cursor, end))
@@ -295,7 +312,7 @@ class StreamReassembler:
         count = len(blocks)
         position = self._next
         while taken < count and blocks[taken][0] == position:
-            b_start, b_data, b_ts, b_frame = blocks[taken]
+            _, b_data, b_ts, b_frame = blocks[taken]
             position += len(b_data)
             out.append(Chunk(b_data, b_ts, 0, b_frame))
             taken += 1

@@ -11,9 +11,14 @@ Per batch, numpy selects the TCP rows (hidden columns of the innermost
 packet: ``_tcp.seq``, ``_tcp.flags``, ``_tcp.len``, ``_tcp.ack``,
 ``_payload.start``/``_payload.end``, ``_l4.srcport``/``_l4.dstport``,
 ``_ip.version``, ``_ip.src4``/``_ip.dst4`` or ``_ip.src6``/``_ip.dst6``) that
-matter: segments with payload, SYN, FIN or RST.  Their directed 4-tuples are
-grouped with one ``np.unique``, so connection lookup is once per
-connection per batch; only the per-segment call into the stream is Python.
+matter: segments with payload, SYN, FIN or RST, and ACKs.  Their
+connections (unordered endpoint pairs) are grouped with one ``np.unique``,
+so connection lookup is once per connection per batch; only the
+per-segment step is Python (with the in-order case inlined).  Segments
+fragmented at the IP layer come back from
+:class:`~analyzer.reassembly.ip.FragmentReassembler` as a batch of their
+own, to be passed with the batch that completed them (``more=``), so that
+they are taken in frame order with it.
 
 Connections:
 
@@ -59,7 +64,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .events import Weird
-from .stream import ACK, DEFAULT_MAX_BUFFERED, FIN, MASK, RST, SYN, Chunk, StreamReassembler
+from .stream import ACK, DEFAULT_MAX_BUFFERED, FIN, RST, SYN, Chunk, StreamReassembler
 
 NS = 1_000_000_000
 DEFAULT_MAX_TOTAL_BUFFERED = 256 * 1024 * 1024
@@ -97,7 +102,7 @@ class Delivery(NamedTuple):
 
 
 class _Conn:
-    __slots__ = ("key", "orig_lower", "streams", "last_ts", "closed_at")
+    __slots__ = ("closed_at", "key", "last_ts", "orig_lower", "streams")
 
     def __init__(self, key: ConnKey, orig_lower: bool, max_buffered: int, ts: int):
         self.key = key
@@ -167,18 +172,26 @@ class TcpReassembly:
         weirds, self._weirds = self._weirds, []
         return weirds
 
-    def feed(self, batch, fields, uid_per_row=None, frame_numbers: np.ndarray | None = None
-             ) -> list[Delivery]:
+    def feed(self, batch, fields, uid_per_row=None, frame_numbers: np.ndarray | None = None,
+             more=()) -> list[Delivery]:
         """Reassemble the TCP segments of one batch.
 
         Args:
             batch: the frames (:class:`~captures.batch.PacketBatch`).
             fields: ``dissectors.dissect(batch)``.
             uid_per_row: optional sequence of ``len(batch)`` connection uids
-                (any hashable values); rows of one connection share one.
+                (any hashable values, e.g. ``ConnStage.batch_serial``); rows of
+                one connection share one.  Rows whose uid is None (or negative,
+                in an integer array) belong to no connection and are skipped.
             frame_numbers: optional ``int64[n]`` frame numbers of the rows
-                (default ``batch.first_number + row``), e.g. for a batch of
-                reassembled IP datagrams.
+                (default ``batch.first_number + row``).
+            more: further parts to handle together with this batch, each a
+                tuple ``(batch, fields, uid_per_row, frame_numbers)``: the
+                datagrams :class:`~analyzer.reassembly.ip.FragmentReassembler`
+                completed from this batch (with the frame numbers it
+                returned).  Segments of all parts are taken in frame-number
+                order, and acknowledgements after all of them, so a segment
+                that was fragmented is not mistaken for a late arrival.
 
         Returns:
             The deliveries made available, in capture order per direction
@@ -188,7 +201,8 @@ class TcpReassembly:
             (-1 for a marker made by a timer or :meth:`flush`).
         """
         out: list[Delivery] = []
-        if not len(batch):
+        parts = [part for part in [(batch, fields, uid_per_row, frame_numbers), *more] if len(part[0])]
+        if not parts:
             return out
         # The loops allocate two small tuples per chunk, all kept: with the cyclic collector
         # on, the generation-2 passes they trigger cost more than the loops themselves.
@@ -196,29 +210,12 @@ class TcpReassembly:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            self._batch(batch, fields, uid_per_row, frame_numbers, out)
+            self._batch(parts, out)
         finally:
             if collecting:
                 gc.enable()
         self.stats["buffered_bytes"] = self._buffered
         return out
-
-    def _batch(self, batch, fields, uid_per_row, frame_numbers, out) -> None:
-        values, valid = fields.values, fields.valid
-        n = len(batch)
-        if all(name in values for name in _REQUIRED):
-            self._feed(batch, values, valid, uid_per_row, frame_numbers, out)
-        now = int(batch.ts_ns.max())
-        if self._now is None or now > self._now:
-            self._now = now
-        if self._last_sweep is None:
-            self._last_sweep = now
-        elif now - self._last_sweep >= SWEEP_INTERVAL_NS:
-            self._last_sweep = now
-            self._sweep(now, out)
-        if self._buffered > self.max_total_buffered:
-            self._shed(now, batch.first_number + n - 1 if frame_numbers is None
-                       else int(frame_numbers[-1]), out)
 
     def flush(self, ts_ns: int | None = None) -> list[Delivery]:
         """End of capture: close every stream (holes become gaps) and forget every connection.
@@ -237,58 +234,64 @@ class TcpReassembly:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _feed(self, batch, values, valid, uid_per_row, frame_numbers, out) -> None:
-        tcp = valid["_tcp.seq"] & valid["_payload.start"] & valid["_ip.version"] & valid["_tcp.len"]
-        rows = np.flatnonzero(tcp)
-        if not len(rows):
-            return
-        flags = values["_tcp.flags"][rows]
-        stated = values["_tcp.len"][rows]
-        segment = (stated > 0) | ((flags & (SYN | FIN | RST)) != 0)
-        if self.use_acks and "_tcp.ack" in values:
-            acking = ((flags & ACK) != 0) & ((flags & RST) == 0) & valid["_tcp.ack"][rows]
-            keep = segment | acking
+    def _batch(self, parts, out) -> None:
+        selected = [_select(index, *part, self.use_acks) for index, part in enumerate(parts)]
+        selected = [columns for columns in selected if columns is not None]
+        if selected:
+            self._rows(selected, [memoryview(part[0].data) for part in parts], out)
+        now = max(int(part[0].ts_ns.max()) for part in parts)
+        if self._now is None or now > self._now:
+            self._now = now
+        if self._last_sweep is None:
+            self._last_sweep = now
+        elif now - self._last_sweep >= SWEEP_INTERVAL_NS:
+            self._last_sweep = now
+            self._sweep(now, out)
+        if self._buffered > self.max_total_buffered:
+            batch, _, _, frame_numbers = parts[0]
+            self._shed(now, batch.first_number + len(batch) - 1 if frame_numbers is None
+                       else int(frame_numbers[-1]), out)
+
+    def _rows(self, selected: list[dict], datas: list[memoryview], out) -> None:
+        if len(selected) == 1:
+            c = selected[0]
         else:
-            acking = np.zeros(len(rows), dtype=bool)
-            keep = segment
-        rows, flags, stated, segment, acking = rows[keep], flags[keep], stated[keep], segment[keep], acking[keep]
-        if not len(rows):
-            return
-        keys, lower = _connection_keys(values, rows)
-        unique, inverse = np.unique(keys, return_inverse=True)
+            c = {name: np.concatenate([part[name] for part in selected]) for name in selected[0]
+                 if name != "uids"}
+            order = np.argsort(c["numbers"], kind="stable")
+            c = {name: column[order] for name, column in c.items()}
+            if any(part["uids"] is not None for part in selected):
+                uids = [uid for part in selected
+                        for uid in (part["uids"] if part["uids"] is not None else [None] * len(part["numbers"]))]
+                c["uids"] = [uids[i] for i in order.tolist()]
+            else:
+                c["uids"] = None
+        unique, inverse = np.unique(c["keys"], return_inverse=True)
         canons = [u.tobytes() for u in unique]
         get = self._conns.get
         conns = [get(canon) for canon in canons]
+        uids, lower, numbers, ts_all = c["uids"], c["lower"], c["numbers"], c["ts"]
 
-        numbers = (rows + batch.first_number) if frame_numbers is None else np.asarray(frame_numbers)[rows]
-        ts_all = batch.ts_ns[rows]
-        uids = None
-        if uid_per_row is not None:
-            uids = [uid_per_row[r] for r in rows.tolist()]
-
-        seg = np.flatnonzero(segment)
+        seg = np.flatnonzero(c["segment"])
         if len(seg):
-            starts = values["_payload.start"][rows[seg]]
-            ends = values["_payload.end"][rows[seg]]
-            low = int(starts.min())
-            blob = batch.data[low:max(int(ends.max()), low)].tobytes()
-            self._segments(seg.tolist(), (starts - low).tolist(), (ends - low).tolist(), blob,
-                           values["_tcp.seq"][rows[seg]].tolist(), flags[seg].tolist(),
-                           stated[seg].tolist(), ts_all[seg].tolist(), numbers[seg].tolist(),
+            self._segments(seg.tolist(), c["part"][seg].tolist(), c["start"][seg].tolist(),
+                           c["end"][seg].tolist(), datas, c["seq"][seg].tolist(), c["flags"][seg].tolist(),
+                           c["stated"][seg].tolist(), ts_all[seg].tolist(), numbers[seg].tolist(),
                            inverse[seg].tolist(), lower[seg].tolist(), uids, canons, conns, out)
 
+        acking = c["acking"]
         if acking.any():
-            # The last acknowledgement each endpoint sent in the batch, applied to its peer.
+            # The last acknowledgement each endpoint sent, applied to its peer's stream.
             ack_positions = np.flatnonzero(acking)
             last = np.full(2 * len(canons), -1, dtype=np.int64)
             np.maximum.at(last, 2 * inverse[ack_positions] + lower[ack_positions], ack_positions)
             slots = np.flatnonzero(last >= 0)
             js = last[slots]
             for slot, j, ack, t, number, sender_lower in zip(
-                    slots.tolist(), js.tolist(), values["_tcp.ack"][rows[js]].tolist(), ts_all[js].tolist(),
+                    slots.tolist(), js.tolist(), c["ack"][js].tolist(), ts_all[js].tolist(),
                     numbers[js].tolist(), lower[js].tolist()):
                 conn = conns[slot >> 1]
-                if conn is None or (uids is not None and uids[j] != conn.key.uid):
+                if conn is None or (uids is not None and uids[j] is not None and uids[j] != conn.key.uid):
                     continue
                 peer_is_orig = sender_lower != conn.orig_lower
                 peer = conn.streams[0] if peer_is_orig else conn.streams[1]
@@ -300,21 +303,26 @@ class TcpReassembly:
                 for chunk in chunks:
                     out.append(Delivery(conn.key, peer_is_orig, chunk))
 
-    def _segments(self, positions, starts, ends, blob, seqs, flags, stated, ts, numbers, inverse, lower,
-                  uids, canons, conns, out) -> None:
+    def _segments(self, positions, part, starts, ends, datas, seqs, flags, stated, ts, numbers, inverse,
+                  lower, uids, canons, conns, out) -> None:
         """The per-segment loop (hot: locals only, and StreamReassembler.add's fast path inlined)."""
         weirds = self._weirds
         append = out.append
         new_tuple = _tuple_new
         chunk_type, delivery_type = Chunk, Delivery
-        for j, u, f, t, a, b, size, seq, number, sender_lower in zip(
-                positions, inverse, flags, ts, starts, ends, stated, seqs, numbers, lower):
+        data = datas[0]
+        single = len(datas) == 1
+        for j, p, u, f, t, a, b, size, seq, number, sender_lower in zip(
+                positions, part, inverse, flags, ts, starts, ends, stated, seqs, numbers, lower):
+            if not single:
+                data = datas[p]
             conn = conns[u]
-            # 0x12: SYN | ACK; 0x02: SYN.
-            if conn is None or (uids is not None and uids[j] != conn.key.uid) or (
-                    f & 0x12 == 0x02 and conn.closed_at is not None):
-                conn = self._open(conn, canons[u], sender_lower, f, t, uids[j] if uids is not None else None,
-                                  out)
+            uid = uids[j] if uids is not None else None
+            # A new connection: none yet, another uid, or (no uids given) a SYN (0x12: SYN | ACK;
+            # 0x02: SYN) on a closed one.
+            if conn is None or (uid is not None and uid != conn.key.uid) or (
+                    uid is None and f & 0x12 == 0x02 and conn.closed_at is not None):
+                conn = self._open(conn, canons[u], sender_lower, f, t, uid, out)
                 conns[u] = conn
             orig_side = sender_lower == conn.orig_lower
             stream = conn.streams[0] if orig_side else conn.streams[1]
@@ -326,10 +334,11 @@ class TcpReassembly:
                 stream._next += size
                 stream.delivered_bytes += size
                 append(new_tuple(delivery_type, (conn.key, orig_side,
-                                                 new_tuple(chunk_type, (blob[a:b], t, 0, number, False)))))
+                                                 new_tuple(chunk_type, (data[a:b].tobytes(), t, 0, number,
+                                                                        False)))))
                 continue
             before = stream.buffered
-            chunks = stream.add(seq, blob[a:b] if b > a else b"", t, f, number, size)
+            chunks = stream.add(seq, data[a:b] if b > a else b"", t, f, number, size)
             if stream.buffered != before:
                 self._buffered += stream.buffered - before
             if chunks:
@@ -386,6 +395,51 @@ class TcpReassembly:
             for chunk in stream.drain(now):
                 out.append(Delivery(conn.key, side, chunk))
             self._buffered -= buffered
+
+
+def _select(index: int, batch, fields, uid_per_row, frame_numbers, use_acks: bool) -> dict | None:
+    """The columns of one part's TCP rows that matter: segments (payload, SYN, FIN, RST) and ACKs."""
+    values, valid = fields.values, fields.valid
+    if not all(name in values for name in _REQUIRED):
+        return None
+    rows = np.flatnonzero(valid["_tcp.seq"] & valid["_payload.start"] & valid["_ip.version"]
+                          & valid["_tcp.len"])
+    if not len(rows):
+        return None
+    flags = values["_tcp.flags"][rows]
+    stated = values["_tcp.len"][rows]
+    segment = (stated > 0) | ((flags & (SYN | FIN | RST)) != 0)
+    if use_acks and "_tcp.ack" in values:
+        acking = ((flags & ACK) != 0) & ((flags & RST) == 0) & valid["_tcp.ack"][rows]
+        ack = values["_tcp.ack"][rows]
+    else:
+        acking = np.zeros(len(rows), dtype=bool)
+        ack = np.zeros(len(rows), dtype=np.int64)
+    keep = segment | acking
+    if uid_per_row is not None:
+        # Rows the connection tracker put in no connection (uid None, or a negative serial:
+        # e.g. a bad checksum, which Zeek drops) are not reassembled either.
+        if isinstance(uid_per_row, np.ndarray) and uid_per_row.dtype.kind in "iu":
+            keep &= uid_per_row[rows] >= 0
+        else:
+            keep &= np.fromiter((uid_per_row[r] is not None for r in rows.tolist()), dtype=bool,
+                                count=len(rows))
+    if not keep.all():
+        rows, flags, stated, segment, acking, ack = (rows[keep], flags[keep], stated[keep], segment[keep],
+                                                     acking[keep], ack[keep])
+    if not len(rows):
+        return None
+    keys, lower = _connection_keys(values, rows)
+    start = values["_payload.start"][rows]
+    numbers = rows + batch.first_number if frame_numbers is None else np.asarray(frame_numbers)[rows]
+    return {
+        "keys": keys, "lower": lower, "flags": flags, "stated": stated, "segment": segment,
+        "acking": acking, "ack": ack, "seq": values["_tcp.seq"][rows], "start": start,
+        "end": np.maximum(values["_payload.end"][rows], start), "ts": batch.ts_ns[rows],
+        "numbers": numbers.astype(np.int64), "part": np.full(len(rows), index, dtype=np.int64),
+        "uids": None if uid_per_row is None else (uid_per_row[rows].tolist() if isinstance(uid_per_row, np.ndarray)
+                                                  else [uid_per_row[r] for r in rows.tolist()]),
+    }
 
 
 def _connection_keys(values, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
