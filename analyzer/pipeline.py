@@ -24,6 +24,7 @@ from dissectors import Fields, dissect
 from . import schema
 from .conn import CONN, ConnStage
 from .frames import TableBuilder
+from .reassembly import FragmentReassembler, TcpReassembly, Weird
 from .summary import CaptureStats
 from .weird import WeirdCollector
 
@@ -111,27 +112,84 @@ class PacketsStage:
 class Pipeline:
     """Batches in, frames out: the same path for files, live capture and in-memory batches.
 
-    ``feed(batch)`` dissects a batch and hands it to every stage (packets and
-    weird, connections); ``finish()`` returns the tables, with each packet and
-    weird row joined to its connection's uid.  Feed batches in capture order.
+    ``feed(batch)`` dissects a batch, reassembles IP fragments (the datagram
+    is dissected like any packet; as in Wireshark, its transport fields go on
+    the row of the fragment that completed it, and connection tracking counts
+    it once), reassembles TCP streams for the stages that read them, and hands
+    everything to the stages; ``finish()`` returns the tables, with each
+    packet and weird row joined to its connection's uid.  Feed batches in
+    capture order.
+
+    A stage has ``feed(batch, fields)`` and ``finish() -> dict of frames``; a
+    stage that reads TCP streams also has ``feed_stream(delivery)``
+    (:class:`analyzer.reassembly.Delivery`), and TCP reassembly runs only
+    when such a stage is present.
     """
 
-    def __init__(self):
+    # Tunnels inside reassembled datagrams may be fragmented again; follow a few levels.
+    MAX_FRAGMENT_NESTING = 4
+
+    def __init__(self, stages: list | None = None):
         self.stats = CaptureStats()
         self.packets = PacketsStage()
         self.connections = ConnStage()
-        self.stages = [self.packets, self.connections]
+        self.stages = [self.packets, self.connections] + list(stages or ())
+        self.fragments = FragmentReassembler()
+        self.stream_readers = [stage for stage in self.stages if hasattr(stage, "feed_stream")]
+        self.streams = TcpReassembly() if self.stream_readers else None
+        self.frames_fed = 0
 
     def feed(self, batch: PacketBatch) -> Fields:
         """Dissect ``batch`` and feed it to the stages; returns its dissected columns."""
         self.stats.update(batch)
         fields = dissect(batch)
+        datagrams = self._reassemble_fragments(batch, fields)
         for stage in self.stages:
-            stage.feed(batch, fields)
+            if stage is not self.packets:
+                stage.feed(batch, fields)
+        for datagram_batch, datagram_fields, rows, _ in datagrams:
+            self.connections.feed(datagram_batch, datagram_fields, frame_rows=rows)
+        # Only the packets table shows a datagram's fields on its completing fragment,
+        # as Wireshark does; every other stage sees each datagram once, on its own.
+        for _, datagram_fields, rows, _ in datagrams:
+            _fill_rows(fields, datagram_fields, rows)
+        self.packets.feed(batch, fields)
+        if self.streams is not None:
+            more = [(b, f, None, numbers) for b, f, _, numbers in datagrams]
+            self._deliver(self.streams.feed(batch, fields, uid_per_row=self.connections.batch_serial, more=more))
+        self.frames_fed += len(batch)
+        self._weirds(self.fragments.pop_weirds() + (self.streams.pop_weirds() if self.streams else []))
         return fields
 
+    def _reassemble_fragments(self, batch: PacketBatch, fields: Fields) -> list:
+        """Complete IP datagrams: ``(batch, fields, completing rows, frame numbers)`` per nesting level."""
+        found = []
+        datagrams, numbers = self.fragments.feed(batch, fields)
+        for _ in range(self.MAX_FRAGMENT_NESTING):
+            if not len(datagrams):
+                break
+            inner = dissect(datagrams)
+            found.append((datagrams, inner, numbers - batch.first_number, numbers))
+            datagrams, numbers = self.fragments.feed(datagrams, inner, frame_numbers=numbers)
+        return found
+
+    def _deliver(self, deliveries) -> None:
+        for delivery in deliveries:
+            for stage in self.stream_readers:
+                stage.feed_stream(delivery)
+
+    def _weirds(self, weirds: list[Weird]) -> None:
+        """Reassembly anomalies become weird rows of the frame they name (the last frame for timers)."""
+        if weirds:
+            entries = [(np.array([(w.frame if w.frame > 0 else self.frames_fed) - 1]), w.name, w.addl)
+                       for w in weirds]
+            self.packets.weird.add(0, entries)
+
     def finish(self) -> dict[str, pd.DataFrame]:
-        """Every table by name (``packets``, ``weird``, ``conn``)."""
+        """Every table by name (``packets``, ``weird``, ``conn`` …)."""
+        if self.streams is not None:
+            self._deliver(self.streams.flush())
+        self._weirds(self.fragments.flush() + (self.streams.pop_weirds() if self.streams else []))
         tables: dict[str, pd.DataFrame] = {}
         for stage in self.stages:
             tables.update(stage.finish())
@@ -178,6 +236,15 @@ def analyze(path: str | os.PathLike = SAMPLE, batch_packets: int = DEFAULT_BATCH
         warnings_module.warn(message, CaptureWarning, stacklevel=2)
     return AnalysisResult(capture=info, tables=pipeline.finish(), warnings=reader_warnings,
                           stats=pipeline.stats)
+
+
+def _fill_rows(fields: Fields, datagram_fields: Fields, rows: np.ndarray) -> None:
+    """Put a datagram's public fields and weirds on the rows of its completing fragments (first write wins)."""
+    for name, values in datagram_fields.values.items():
+        if not name.startswith(("_", "frame.")):
+            present = datagram_fields.valid[name]
+            fields.put(name, rows[present], values[present])
+    fields.weird.extend((rows[weird_rows], name, addl) for weird_rows, name, addl in datagram_fields.weird)
 
 
 def _join_uids(tables: dict[str, pd.DataFrame], packet_uid) -> None:

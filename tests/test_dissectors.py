@@ -20,6 +20,8 @@ KNOWN_WEIRDS = {
     "unknown_ip_version", "IPv4_min_header_size", "internally_truncated_header", "ip_hdr_len_zero",
     "invalid_IP_header_size", "truncated_header", "bad_TCP_header_len", "truncated_GRE",
     "unknown_link_type", "exceeded_tunnel_max_depth",
+    # IP fragment reassembly (Zeek's names), for fragments fed through the pipeline.
+    "excessively_small_fragment", "incompletely_captured_fragment", "fragment_inconsistency",
 }
 
 

@@ -82,7 +82,7 @@ VECTORS = [
         "ipv6.nxt": 44, "ip_proto": 17, "ipv6.fraghdr.offset": 10, "ipv6.fraghdr.more": 1,
         "ipv6.fraghdr.ident": 0xABCDEF, "udp.srcport": None}),
     ("ipv4-first-fragment", 228, raw(IP(src="10.0.0.5", dst="10.0.0.6", flags="MF", frag=0, proto=17)
-                                     / UDP(sport=9, dport=9) / (b"f" * 24)), {
+                                     / UDP(sport=9, dport=9) / (b"f" * 88)), {
         "ip.flags.mf": 1, "ip.frag_offset": 0, "ip.proto": 17, "udp.srcport": None}),
     ("ipv4-later-fragment", 12, raw(IP(src="10.0.0.5", dst="10.0.0.6", frag=185, proto=17) / (b"f" * 24)), {
         "ip.flags.mf": 0, "ip.frag_offset": 185, "udp.srcport": None}),

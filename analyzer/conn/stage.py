@@ -163,8 +163,13 @@ class ConnStage:
         self.C, self.H, self.free = C, H, free
         self.n_free += len(added)
 
-    def feed(self, batch, fields) -> None:
-        """Track the connections of one batch (``PacketBatch`` and its dissected ``Fields``)."""
+    def feed(self, batch, fields, frame_rows: np.ndarray | None = None) -> None:
+        """Track the connections of one batch (``PacketBatch`` and its dissected ``Fields``).
+
+        ``frame_rows`` marks a batch of reassembled IP datagrams (``int64[k]``):
+        datagram ``i`` was completed by row ``frame_rows[i]`` of the batch fed
+        just before, and that frame takes the datagram's connection.
+        """
         n = len(batch)
         drop = None
         for rows, name, _ in fields.weird:
@@ -184,8 +189,12 @@ class ConnStage:
         frame_serial = np.full(n, -1, dtype=np.int64)
         if k:
             frame_serial[events[:, S.V_ROW]] = out_serial
-        self._frame_serial.append(frame_serial)
-        self.batch_serial = frame_serial   # per frame of the last batch: connection serial, -1 for none
+        if frame_rows is None:
+            self._frame_serial.append(frame_serial)
+            self.batch_serial = frame_serial   # per frame of the last batch: connection serial, -1 for none
+        elif self._frame_serial:
+            # Each datagram's connection goes to the fragment frame that completed it.
+            self._frame_serial[-1][frame_rows] = frame_serial
         if n:
             now = int(batch.ts_ns.max())
             self.now = now if self.now is None else max(self.now, now)
