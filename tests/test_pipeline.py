@@ -22,6 +22,6 @@ def test_fragmented_datagram_fills_the_completing_frame_like_wireshark():
     completing = len(pieces) - 1
     assert packets["udp.srcport"].notna().tolist() == [i == completing for i in range(len(pieces))]
     assert packets["udp.length"].iloc[completing] == 3008
-    assert len(conn) == 1 and conn["orig_pkts"].iloc[0] == 1 and conn["orig_bytes"].iloc[0] == 3000
+    assert len(conn) == 1 and conn["orig_pkts"].iloc[0] == 1 and conn["orig_ip_bytes"].iloc[0] == 3028
     assert packets["uid"].isna().tolist() == [True] * completing + [False]
     assert packets["uid"].iloc[completing] == conn["uid"].iloc[0]
