@@ -49,12 +49,12 @@ class _Progress:
             self.live.stop()
 
 
-def _run_analysis(capture: str) -> AnalysisResult:
+def _run_analysis(capture: str, validate_checksums: bool = True) -> AnalysisResult:
     progress = _Progress()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CaptureWarning)   # printed below, once
-            return analyze(capture, progress=progress)
+            return analyze(capture, progress=progress, validate_checksums=validate_checksums)
     except CaptureError as error:
         _fail(error)
     finally:
@@ -97,7 +97,10 @@ def info(capture: str) -> None:
               show_default=True, help="File format of the tables written with -o.")
 @click.option("--tables", default=None, help="Comma-separated tables to write (default: all; for the Zeek "
               "formats, all that Zeek has a log for).")
-def analyze_command(capture: str, output: str | None, file_format: str, tables: str | None) -> None:
+@click.option("-C", "--ignore-checksums", is_flag=True,
+              help="Track connections through bad checksums (Zeek's -C; for checksum-offloaded captures).")
+def analyze_command(capture: str, output: str | None, file_format: str, tables: str | None,
+                    ignore_checksums: bool) -> None:
     """Dissect CAPTURE (pcap or pcapng, gzip allowed; default: the bundled sample) and summarise it.
 
     With -o, write the tables to files as well: parquet, csv, jsonl, or Zeek's
@@ -107,7 +110,7 @@ def analyze_command(capture: str, output: str | None, file_format: str, tables: 
     unknown = [name for name in names or () if name not in TABLE_NAMES]
     if unknown:
         _fail(click.BadParameter(f"unknown table {', '.join(unknown)}; choose from {', '.join(TABLE_NAMES)}"))
-    result = _run_analysis(capture)
+    result = _run_analysis(capture, validate_checksums=not ignore_checksums)
     for message in result.warnings:
         click.echo(f"netsift: warning: {message}", err=True)
     rows = result.stats.rows(result.capture)

@@ -120,6 +120,10 @@ class Pipeline:
     packet and weird row joined to its connection's uid.  Feed batches in
     capture order.
 
+    ``validate_checksums``: connection tracking ignores packets with a bad
+    IPv4/TCP/UDP/ICMP checksum, as Zeek does by default (False: ``zeek -C``,
+    for captures made with checksum offload).
+
     A stage has ``feed(batch, fields)`` and ``finish() -> dict of frames``; a
     stage that reads TCP streams also has ``feed_stream(delivery)``
     (:class:`analyzer.reassembly.Delivery`), and TCP reassembly runs only
@@ -129,10 +133,10 @@ class Pipeline:
     # Tunnels inside reassembled datagrams may be fragmented again; follow a few levels.
     MAX_FRAGMENT_NESTING = 4
 
-    def __init__(self, stages: list | None = None):
+    def __init__(self, stages: list | None = None, validate_checksums: bool = True):
         self.stats = CaptureStats()
         self.packets = PacketsStage()
-        self.connections = ConnStage()
+        self.connections = ConnStage(validate_checksums=validate_checksums)
         self.stages = [self.packets, self.connections] + list(stages or ())
         self.fragments = FragmentReassembler()
         self.stream_readers = [stage for stage in self.stages if hasattr(stage, "feed_stream")]
@@ -208,13 +212,15 @@ def analyze_batch(batch: PacketBatch) -> dict[str, pd.DataFrame]:
 
 
 def analyze(path: str | os.PathLike = SAMPLE, batch_packets: int = DEFAULT_BATCH_PACKETS,
-            progress: Callable[[int], None] | None = None) -> AnalysisResult:
+            progress: Callable[[int], None] | None = None, validate_checksums: bool = True) -> AnalysisResult:
     """Analyse a pcap or pcapng file (optionally gzip-compressed).
 
     Args:
         path: the capture; default the bundled sample ``captures/samples/mixed.pcap``.
         batch_packets: frames per batch (memory per batch grows with it).
         progress: called after each batch with the number of frames read so far.
+        validate_checksums: as Zeek, leave packets with bad checksums out of
+            connection tracking (False: like ``zeek -C``).
 
     Returns:
         :class:`AnalysisResult` with the ``packets``, ``weird`` and ``conn`` frames.
@@ -225,7 +231,7 @@ def analyze(path: str | os.PathLike = SAMPLE, batch_packets: int = DEFAULT_BATCH
             to the damage; the reader's warning is in ``result.warnings`` and
             is also issued as a :class:`CaptureWarning`.
     """
-    pipeline = Pipeline()
+    pipeline = Pipeline(validate_checksums=validate_checksums)
     with open_capture(path) as reader:
         for batch in reader.batches(max_packets=batch_packets):
             pipeline.feed(batch)

@@ -93,14 +93,11 @@ def baseline_text(column: str, value: str) -> str:
 
 
 def run_conn(pcap: str, validate: bool):
-    from analyzer.conn import ConnStage
-    from captures import open_capture
-    from dissectors import dissect
-    stage = ConnStage(validate_checksums=validate)
-    with open_capture(pcap) as reader:
-        for batch in reader.batches():
-            stage.feed(batch, dissect(batch))
-    return stage.finish()["conn"]
+    import warnings
+    from analyzer import analyze
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return analyze(pcap, validate_checksums=validate).conn
 
 
 def pair_rows(base_rows, ours_rows, columns):
