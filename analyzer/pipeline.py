@@ -35,6 +35,7 @@ SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 # Every table netsift builds, with its schema (the exports and the CLI read this).
 SCHEMAS = {"packets": schema.PACKETS, "weird": schema.WEIRD, "conn": CONN}
+TABLE_ORDER = ("packets", "conn", "dns", "http", "smtp", "files", "weird")
 
 
 class CaptureWarning(UserWarning):
@@ -190,15 +191,23 @@ class Pipeline:
             self.packets.weird.add(0, entries)
 
     def finish(self) -> dict[str, pd.DataFrame]:
-        """Every table by name (``packets``, ``weird``, ``conn`` …)."""
+        """Every table by name (``packets``, ``weird``, ``conn`` …).
+
+        Application stages finish first (they confirm connection services and
+        report weirds as ``(frame number, name, addl)`` in their ``weirds``),
+        then connections, then packets and weird.
+        """
         if self.streams is not None:
             self._deliver(self.streams.flush())
         self._weirds(self.fragments.flush() + (self.streams.pop_weirds() if self.streams else []))
         tables: dict[str, pd.DataFrame] = {}
-        for stage in self.stages:
+        for stage in reversed(self.stages):
+            if stage is self.packets:
+                self._weirds([Weird(*entry) for other in self.stages for entry in getattr(other, "weirds", ())])
             tables.update(stage.finish())
         _join_uids(tables, self.connections.packet_uid)
-        return tables
+        return dict(sorted(tables.items(), key=lambda item: TABLE_ORDER.index(item[0])
+                           if item[0] in TABLE_ORDER else len(TABLE_ORDER)))
 
 
 def analyze_batch(batch: PacketBatch) -> dict[str, pd.DataFrame]:
@@ -254,15 +263,25 @@ def _fill_rows(fields: Fields, datagram_fields: Fields, rows: np.ndarray) -> Non
 
 
 def _join_uids(tables: dict[str, pd.DataFrame], packet_uid) -> None:
-    """Give every packet and weird row the uid of its connection (null where it has none)."""
+    """Give every packet, and every row of a table with a ``frame.number``, the uid of its connection.
+
+    Rows of the application tables and of weird name the frame they come
+    from; its connection's uid fills their ``uid`` column (null where the
+    frame belongs to no connection).
+    """
     if packet_uid is None or len(packet_uid) != len(tables["packets"]):
         return
-    uids = pd.Series(packet_uid, dtype="category").array
-    tables["packets"]["uid"] = uids
-    weird = tables["weird"]
-    if len(weird):
-        rows = weird["frame.number"].to_numpy(dtype=np.int64) - tables["packets"]["frame.number"].iloc[0]
-        weird["uid"] = pd.array(pd.Series(uids).iloc[rows].astype("string").to_numpy(), dtype="string")
+    uids = pd.Series(packet_uid, dtype="category")
+    tables["packets"]["uid"] = uids.array
+    first = tables["packets"]["frame.number"].iloc[0] if len(uids) else 1
+    for name, table in tables.items():
+        if name in ("packets", "conn") or not len(table) or not {"uid", "frame.number"} <= set(table.columns):
+            continue
+        rows = table["frame.number"].to_numpy(dtype=np.int64, na_value=-1) - first
+        known = (rows >= 0) & (rows < len(uids))
+        filled = np.full(len(table), None, dtype=object)
+        filled[known] = uids.iloc[rows[known]].astype(object).to_numpy()
+        table["uid"] = pd.array(filled, dtype="string")
 
 
 def capture_stats(path: str | os.PathLike, batch_packets: int = DEFAULT_BATCH_PACKETS
