@@ -56,14 +56,21 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     # Header fields as far as they were captured, none of a header shorter
     # than 20 bytes (a bogus header: Wireshark shows only version and length).
     sane = header >= MIN_HEADER_BYTES
+    whole = sane & layer.has(MIN_HEADER_BYTES)
+    short = sane & ~whole
+    whole_rows, whole_start = layer.rows[whole], layer.start[whole]
     for size, names in ((2, ("ip.dsfield",)), (4, ("ip.len",)), (6, ("ip.id",)),
                         (8, ("ip.flags", "ip.flags.df", "ip.flags.mf", "ip.frag_offset")),
                         (9, ("ip.ttl",)), (10, ("ip.proto",)), (12, ("ip.checksum",)),
                         (16, ("ip.src",)), (20, ("ip.dst",))):
-        part = sane & layer.has(size)
-        rows, s = layer.rows[part], layer.start[part]
-        for name in names:
-            out.put(name, rows, _FIELDS[name](data, s))
+        # Whole headers (nearly all) at once, cut ones as far as they were captured.
+        parts = [(whole_rows, whole_start)]
+        if short.any():
+            part = short & layer.has(size)
+            parts.append((layer.rows[part], layer.start[part]))
+        for rows, s in parts:
+            for name in names:
+                out.put(name, rows, _FIELDS[name](data, s))
     layer = layer.take(layer.has(MIN_HEADER_BYTES))
     rows, s = layer.rows, layer.start
     header = (u8(data, s) & 0x0F) * 4
@@ -96,9 +103,9 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     # transport header).
     fragment = (flags_offset & 0x3FFF) != 0
     first_cut = fragment & ((flags_offset & 0x1FFF) == 0) & ((total <= header) | (s + total > layer.end))
-    fragment &= ~first_cut
+    held_back = fragment & ~first_cut   # left to reassembly (``_ip.fragment`` still says fragment)
     payload = layer.bound(total).advance(header)
-    protocol = np.where(usable & ~fragment, protocol, NO_PROTOCOL)
+    protocol = np.where(usable & ~held_back, protocol, NO_PROTOCOL)
     inner = payload.rows[usable]
     out.put("_l4.start", inner, payload.start[usable])
     out.put("_ip.version", rows, np.full(len(rows), 4, dtype=np.int64))

@@ -18,6 +18,7 @@ from .wire import Fields, Layer, be16, be32, concat_layers, octets, u8
 HEADER_BYTES = 40
 HOP_BY_HOP, ROUTING, FRAGMENT, DESTINATION, AUTHENTICATION = 0, 43, 44, 60, 51
 NO_PROTOCOL = -1
+HOME_ADDRESS_OPTION = 0xC9   # RFC 6275 §6.3
 
 
 def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndarray, np.ndarray]:
@@ -98,6 +99,15 @@ def _walk_chain(data, layer: Layer, next_header: np.ndarray, out: Fields) -> tup
         out.flag(layer.rows[~fits & stated], "internally_truncated_header")
         out.flag(layer.rows[~fits & ~stated], "invalid_IP_header_size")
         layer, next_header, fragment, length = layer.take(fits), next_header[fits], fragment[fits], length[fits]
+        # RFC 8200 §4.2: the options of a hop-by-hop or destination options header
+        # are TLVs within it; past one that runs over the header's end, the
+        # chain is not followed (Wireshark: malformed; Zeek: bad_ipv6_dest_opt_len).
+        with_options = (next_header == HOP_BY_HOP) | (next_header == DESTINATION)
+        if with_options.any():
+            fit = np.ones(len(layer), dtype=bool)
+            s = layer.start[with_options]
+            fit[with_options] = _options_fit(data, s + 2, s + length[with_options])
+            layer, next_header, fragment, length = layer.take(fit), next_header[fit], fragment[fit], length[fit]
         s = layer.start
         is_fragment = next_header == FRAGMENT
         offset_flags = be16(data, s[is_fragment] + 2)
@@ -117,3 +127,29 @@ def _walk_chain(data, layer: Layer, next_header: np.ndarray, out: Fields) -> tup
     out.put("_ip.fragment", payload.rows, fragment)
     out.put("_l4.start", payload.rows[~fragment], payload.start[~fragment])
     return payload, np.where(fragment, NO_PROTOCOL, protocol)
+
+
+def _options_fit(data: np.ndarray, position: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """``bool[k]``: whether the options from ``position`` to ``stop`` (captured) are whole TLVs.
+
+    RFC 8200 §4.2: Pad1 (type 0) is one byte; every other option is type,
+    length, then that many bytes, except that the Home Address option
+    (RFC 6275 §6.3), whose length is fixed, always spans its 16-byte address
+    (Wireshark reads it so whatever the length field says).
+    """
+    fits = np.ones(len(position), dtype=bool)
+    index = np.arange(len(position))
+    while len(index):
+        active = position < stop
+        index, position, stop = index[active], position[active], stop[active]
+        kind = u8(data, position)
+        pad1 = kind == 0
+        with_length = ~pad1 & (position + 1 < stop)
+        size = np.ones(len(index), dtype=np.int64)
+        size[with_length] = u8(data, position[with_length] + 1) + 2
+        size[with_length & (kind == HOME_ADDRESS_OPTION)] = 2 + 16
+        whole = with_length & (position + size <= stop)
+        fits[index[~pad1 & ~whole]] = False
+        going = pad1 | whole
+        index, position, stop = index[going], (position + size)[going], stop[going]
+    return fits

@@ -12,6 +12,7 @@ them, captured or not), ``tcp.options.mss_val``,
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from .transport import header_present
@@ -85,27 +86,55 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields, first_fragment: np.ndar
 
 
 def _options(data: np.ndarray, layer: Layer, header: np.ndarray, out: Fields) -> None:
-    """Walk the option lists (RFC 9293 §3.1): kind, length, value; EOL ends, NOP is one byte."""
-    rows, position, stop = layer.rows, layer.start + MIN_HEADER_BYTES, layer.start + header
-    while len(rows):
-        active = position < stop
-        rows, position, stop = rows[active], position[active], stop[active]
-        kind = u8(data, position)
-        single = kind == NOP
-        ending = kind == EOL
-        has_length = ~single & ~ending & (position + 1 < stop)
-        length = np.ones(len(rows), dtype=np.int64)
-        length[has_length] = u8(data, position[has_length] + 1)
-        # A length below 2 or past the header ends the walk (Wireshark: malformed option).
-        valid = has_length & (length >= 2) & (position + length <= stop)
-        for option, size, fields in ((MSS, 4, (("tcp.options.mss_val", 2, be16),)),
-                                     (WINDOW_SCALE, 3, (("tcp.options.wscale.shift", 2, u8),)),
-                                     (TIMESTAMPS, 10, (("tcp.options.timestamp.tsval", 2, be32),
-                                                       ("tcp.options.timestamp.tsecr", 6, be32)))):
-            match = valid & (kind == option) & (length == size)
-            for name, offset, read in fields:
-                out.put(name, rows[match], read(data, position[match] + offset))
-        sack = valid & (kind == SACK_PERMITTED)
-        out.put("tcp.options.sack_perm", rows[sack], np.ones(int(sack.sum()), dtype=bool))
-        going = single | valid
-        rows, position, stop = rows[going], (position + length)[going], stop[going]
+    """Walk the option lists (RFC 9293 §3.1): kind, length, value; EOL ends, NOP is one byte.
+
+    A length below 2 or past the header ends the walk (Wireshark: malformed
+    option).  The first occurrence of an option in a header wins.
+    """
+    found, values = _walk_options(data, layer.start + MIN_HEADER_BYTES, layer.start + header)
+    for column, name in enumerate(("tcp.options.mss_val", "tcp.options.wscale.shift",
+                                   "tcp.options.timestamp.tsval", "tcp.options.timestamp.tsecr")):
+        present = found[:, column]
+        if present.any():
+            out.put(name, layer.rows[present], values[present, column])
+    sack = found[:, 4]
+    if sack.any():
+        out.put("tcp.options.sack_perm", layer.rows[sack], np.ones(int(sack.sum()), dtype=bool))
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_options(data, start, stop):
+    """Per header: found ``bool[k, 5]`` and values ``int64[k, 4]`` (MSS, window scale, TSval, TSecr; SACK-permitted)."""
+    k = start.shape[0]
+    found = np.zeros((k, 5), dtype=np.bool_)
+    values = np.zeros((k, 4), dtype=np.int64)
+    for i in range(k):
+        position, end = start[i], stop[i]
+        while position < end:
+            kind = data[position]
+            if kind == NOP:
+                position += 1
+                continue
+            if kind == EOL or position + 1 >= end:
+                break
+            length = np.int64(data[position + 1])
+            if length < 2 or position + length > end:
+                break
+            if kind == MSS and length == 4 and not found[i, 0]:
+                found[i, 0] = True
+                values[i, 0] = (np.int64(data[position + 2]) << 8) | data[position + 3]
+            elif kind == WINDOW_SCALE and length == 3 and not found[i, 1]:
+                found[i, 1] = True
+                values[i, 1] = data[position + 2]
+            elif kind == TIMESTAMPS and length == 10 and not found[i, 2]:
+                found[i, 2] = found[i, 3] = True
+                tsval = np.int64(0)
+                tsecr = np.int64(0)
+                for j in range(4):
+                    tsval = (tsval << 8) | data[position + 2 + j]
+                    tsecr = (tsecr << 8) | data[position + 6 + j]
+                values[i, 2], values[i, 3] = tsval, tsecr
+            elif kind == SACK_PERMITTED:
+                found[i, 4] = True
+            position += length
+    return found, values

@@ -1,8 +1,9 @@
 """UDP (RFC 768).
 
 Wireshark fields: ``udp.srcport``, ``udp.dstport``, ``udp.length``,
-``udp.checksum``.  Ports are read as soon as 4 bytes are captured, so an
-ICMP error quoting 8 bytes, or a cut datagram, still gives them.
+``udp.checksum``.  Fields are read as soon as their bytes are captured
+(ports from 4 bytes, ``udp.length`` from 6, as Wireshark), so an ICMP error
+quoting 8 bytes, or a cut datagram, still gives them.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     ports = layer.has(4)
     out.put("udp.srcport", layer.rows[ports], be16(data, layer.start[ports]))
     out.put("udp.dstport", layer.rows[ports], be16(data, layer.start[ports] + 2))
+    part = layer.has(6)
+    out.put("udp.length", layer.rows[part], be16(data, layer.start[part] + 4))
     whole = header_present(layer, HEADER_BYTES, out)
     layer = layer.take(whole)
     s = layer.start
     source, destination, length = be16(data, s), be16(data, s + 2), be16(data, s + 4)
-    out.put("udp.length", layer.rows, length)
     out.put("udp.checksum", layer.rows, be16(data, s + 6))
     sane = (length >= HEADER_BYTES) & (s + length <= layer.stated_end)
     length = np.where(sane, length, layer.stated_end - s)
