@@ -9,6 +9,8 @@ once per distinct address, not once per packet.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import socket
 
 import numpy as np
@@ -31,12 +33,32 @@ def _raw_dtype(column: Column):
     return _NUMPY_DTYPE[column.dtype]
 
 
+TRIM_EVERY_BYTES = 32 << 20
+
+
+def _release_freed_memory() -> None:
+    """Give freed heap pages back to the OS (glibc ``malloc_trim``); a no-op elsewhere.
+
+    Batch parts are small allocations that glibc keeps on its heap after they
+    are freed; without this, peak RSS is the parts plus the finished frame.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+try:
+    _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    _LIBC.malloc_trim  # noqa: B018 - glibc only
+except (OSError, AttributeError):
+    _LIBC = None
+
+
 class TableBuilder:
     """Accumulates batches of raw columns for one table and builds its DataFrame.
 
-    Each column is one growing numpy array (capacity grows by half), written
-    batch by batch, so the finished frame is built from views of those arrays:
-    peak memory is the frame itself plus the unused capacity, not a second copy.
+    Each batch's columns are kept in their compact dtype; :meth:`frame` joins
+    them column by column and frees each column's parts as soon as it is
+    joined, so peak memory is about the finished frame plus one column.
 
     Args:
         schema: the table's columns; a column may take its raw values from
@@ -47,8 +69,7 @@ class TableBuilder:
     def __init__(self, schema: tuple[Column, ...], aliases: dict[str, str] | None = None):
         self.schema = schema
         self.aliases = aliases or {}
-        self._values: dict[str, np.ndarray] = {}
-        self._valid: dict[str, np.ndarray] = {}
+        self._parts: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
         self._rows = 0
 
     @property
@@ -56,22 +77,8 @@ class TableBuilder:
         """Rows accumulated so far."""
         return self._rows
 
-    def _column(self, column: Column, need: int) -> tuple[np.ndarray, np.ndarray]:
-        values = self._values.get(column.name)
-        if values is None or len(values) < need:
-            capacity = max(need, int(1.5 * (0 if values is None else len(values))))
-            grown = np.zeros(capacity, dtype=_raw_dtype(column))
-            valid = np.zeros(capacity, dtype=bool)
-            if values is not None:
-                kept = min(len(values), self._rows)
-                grown[:kept] = values[:kept]
-                valid[:kept] = self._valid[column.name][:kept]
-            self._values[column.name], self._valid[column.name] = grown, valid
-        return self._values[column.name], self._valid[column.name]
-
     def add(self, n: int, values: dict[str, np.ndarray], valid: dict[str, np.ndarray]) -> None:
         """Add ``n`` rows; ``values``/``valid`` map raw column names to ``[n]`` arrays (absent: all null)."""
-        end = self._rows + n
         for column in self.schema:
             raw = self.aliases.get(column.name, column.name)
             if column.kind == "derived" or raw not in values:
@@ -79,24 +86,34 @@ class TableBuilder:
             array = values[raw]
             if column.kind == "ipv6":
                 array = np.ascontiguousarray(array).view("V16").reshape(n)
-            target, target_valid = self._column(column, end)
-            target[self._rows:end] = array
-            target_valid[self._rows:end] = valid[raw]
-        self._rows = end
+            else:
+                # A copy in the compact dtype, so the batch's wide arrays can be freed.
+                array = array.astype(_raw_dtype(column))
+            self._parts.setdefault(column.name, []).append((self._rows, array, valid[raw].copy()))
+        self._rows += n
 
     def frame(self) -> pd.DataFrame:
         """The DataFrame of every row added, one column per schema entry, in schema order."""
         n = self._rows
         data = {}
+        freed = 0
         for column in self.schema:
             if column.kind == "derived":
                 # Filled after the stages finish (e.g. uid from connection tracking).
                 data[column.name] = pd.Categorical.from_codes(np.full(n, -1), categories=pd.Index([], dtype="str"))
                 continue
-            values, valid = self._column(column, n)
-            values, valid = values[:n], valid[:n]
-            del self._values[column.name], self._valid[column.name]
+            values = np.zeros(n, dtype=_raw_dtype(column))
+            valid = np.zeros(n, dtype=bool)
+            parts = self._parts.pop(column.name, ())
+            for start, part, part_valid in parts:
+                values[start:start + len(part)] = part
+                valid[start:start + len(part)] = part_valid
             data[column.name] = to_series(column, values, valid)
+            freed += values.nbytes + valid.nbytes if parts else 0
+            del parts
+            if freed > TRIM_EVERY_BYTES:
+                _release_freed_memory()
+                freed = 0
         return pd.DataFrame(data, copy=False)
 
 
