@@ -163,5 +163,11 @@ def generate(scenario: str, output: str, **options) -> None:
     click.echo(f"{summary.path}: {summary.packets} packets, {summary.conversations} conversations ({protocols})")
 
 
+from .cli_report import report, verify  # noqa: E402 - registered on the group defined above
+
+main.add_command(report)
+main.add_command(verify)
+
+
 if __name__ == "__main__":
     main()

@@ -76,6 +76,15 @@ class AnalysisResult:
         """One row per connection, Zeek conn.log fields plus ``community_id``."""
         return self.tables["conn"]
 
+    def report(self, top: int = 20):
+        """The protocol report of this analysis (:class:`analyzer.report.Report`).
+
+        ``report().sections`` holds each section as DataFrames
+        (``{section: {table: DataFrame}}``); ``to_html``/``to_markdown``/``to_json`` write it.
+        """
+        from .report import build_report
+        return build_report(self, top=top)
+
     @property
     def packet_count(self) -> int:
         """Frames read."""

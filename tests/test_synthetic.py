@@ -384,18 +384,22 @@ def test_conn_truth_counts_packets(tmp_path):
 
 
 def test_sample_is_current(tmp_path):
-    """captures/samples/mixed.pcap is what the README's command makes."""
+    """captures/samples/ holds exactly what the command in its README makes."""
+    import shlex
     from pathlib import Path
+    from click.testing import CliRunner
+    from analyzer.cli import main
     samples = Path(__file__).resolve().parent.parent / "captures" / "samples"
-    if not (samples / "mixed.pcap").exists():
-        pytest.skip("no sample")
     readme = (samples / "README.md").read_text()
-    line = next(x for x in readme.splitlines() if "-m captures.synthetic mixed" in x)
-    args = line.strip().strip("`").split()
-    seed = int(args[args.index("--seed") + 1])
-    count = int(args[args.index("--count") + 1])
-    path, _, _ = _gen(tmp_path, "mixed", seed=seed, count=count)
-    assert path.read_bytes() == (samples / "mixed.pcap").read_bytes()
+    line = next(x for x in readme.splitlines() if x.startswith("netsift generate mixed"))
+    args = shlex.split(line)[1:]
+    for option in ("-o", "--truth"):
+        name = Path(args[args.index(option) + 1]).name
+        args[args.index(option) + 1] = str(tmp_path / name)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    for name in ("mixed.pcap", "mixed.truth.jsonl"):
+        assert (tmp_path / name).read_bytes() == (samples / name).read_bytes(), name
     assert (samples / "mixed.pcap").stat().st_size < 100_000
 
 
