@@ -9,6 +9,7 @@ batch and a ``finish()`` that returns frames).
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings as warnings_module
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from dissectors import Fields, dissect
 
 from . import schema
 from .conn import CONN, ConnStage
+from .dns import DNS, DnsStage
 from .frames import TableBuilder
 from .reassembly import FragmentReassembler, TcpReassembly, Weird
 from .summary import CaptureStats
@@ -34,7 +36,7 @@ SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 
 # Every table netsift builds, with its schema (the exports and the CLI read this).
-SCHEMAS = {"packets": schema.PACKETS, "weird": schema.WEIRD, "conn": CONN}
+SCHEMAS = {"packets": schema.PACKETS, "weird": schema.WEIRD, "conn": CONN, "dns": DNS}
 TABLE_ORDER = ("packets", "conn", "dns", "http", "smtp", "files", "weird")
 
 
@@ -75,6 +77,11 @@ class AnalysisResult:
     def conn(self) -> pd.DataFrame:
         """One row per connection, Zeek conn.log fields plus ``community_id``."""
         return self.tables["conn"]
+
+    @property
+    def dns(self) -> pd.DataFrame:
+        """One row per DNS query/response pair, Zeek dns.log fields (``answers``/``TTLs`` are lists)."""
+        return self.tables["dns"]
 
     def report(self, top: int = 20):
         """The protocol report of this analysis (:class:`analyzer.report.Report`).
@@ -147,7 +154,11 @@ class Pipeline:
         self.stats = CaptureStats()
         self.packets = PacketsStage()
         self.connections = ConnStage(validate_checksums=validate_checksums)
-        self.stages = [self.packets, self.connections] + list(stages or ())
+        applications = [DnsStage(connections=self.connections, ignore_checksums=not validate_checksums)]
+        self.stages = [self.packets, self.connections] + applications + list(stages or ())
+        # Stages that read reassembled IP datagrams as well (DNS over fragmented UDP).
+        self.datagram_readers = [stage for stage in self.stages[2:]
+                                 if "frame_numbers" in inspect.signature(stage.feed).parameters]
         self.fragments = FragmentReassembler()
         self.stream_readers = [stage for stage in self.stages if hasattr(stage, "feed_stream")]
         self.streams = TcpReassembly() if self.stream_readers else None
@@ -161,8 +172,10 @@ class Pipeline:
         for stage in self.stages:
             if stage is not self.packets:
                 stage.feed(batch, fields)
-        for datagram_batch, datagram_fields, rows, _ in datagrams:
+        for datagram_batch, datagram_fields, rows, numbers in datagrams:
             self.connections.feed(datagram_batch, datagram_fields, frame_rows=rows)
+            for stage in self.datagram_readers:
+                stage.feed(datagram_batch, datagram_fields, frame_numbers=numbers)
         # Only the packets table shows a datagram's fields on its completing fragment,
         # as Wireshark does; every other stage sees each datagram once, on its own.
         for _, datagram_fields, rows, _ in datagrams:

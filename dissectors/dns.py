@@ -38,8 +38,8 @@ import numpy as np
 H_STATUS, H_BASE, H_END, H_ID, H_FLAGS, H_QD, H_AN, H_NS, H_AR = range(9)
 H_QR, H_OPCODE, H_RCODE, H_TOO_LARGE, H_REC0, H_REC1, H_NQ, H_LASTQ, H_OPT = range(9, 18)
 H_DU, H_ECS_FAMILY, H_ECS_SRC, H_ECS_SCOPE, H_ECS_POS, H_ECS_LEN, H_COOKIE_POS, H_COOKIE_LEN = range(18, 26)
-H_KEEPALIVE, H_FIRST_Q, H_NO_END, H_OPT_CLASS, H_OPT_TTL, H_COMPLETE = range(26, 32)
-NH = 32
+H_KEEPALIVE, H_FIRST_Q, H_NO_END, H_OPT_CLASS, H_OPT_TTL, H_COMPLETE, H_CONFIRM = range(26, 33)
+NH = 33
 
 # H_STATUS values.
 ST_EMPTY, ST_SHORT, ST_OPCODE, ST_PARSED = 0, 1, 2, 3
@@ -176,16 +176,13 @@ def _fnv(h, b):
     return (h ^ np.uint64(b)) * FNV_PRIME
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _mix(kind, value):
-    """A 64-bit text key from a render kind and a value (hash or small integer)."""
-    h = FNV_OFFSET
-    h = _fnv(h, kind & 0xFF)
-    v = np.uint64(value)
-    for _ in range(8):
-        h = _fnv(h, v & np.uint64(0xFF))
-        v = v >> np.uint64(8)
-    return np.int64(h)
+    """A 64-bit text key from a render kind and a value (hash or small integer): splitmix64 finaliser."""
+    z = np.uint64(value) ^ (np.uint64(kind) * np.uint64(0x9E3779B97F4A7C15))
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return np.int64(z ^ (z >> np.uint64(31)))
 
 
 @numba.njit(cache=True)
@@ -195,7 +192,7 @@ def _hash_bytes(h, data, start, stop):
     return h
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _grow(array, need):
     if need <= array.shape[0]:
         return array
@@ -278,15 +275,25 @@ def _name(data, base, end, pos, netbios, max_depth, downcase_top, weird, nw, msg
                 return False, cur, h_low, h_orig, text_len, nw
             if not first:
                 h_low = _fnv(h_low, 46)
-                h_orig = _fnv(h_orig, 46)
+                if not downcase_top:
+                    h_orig = _fnv(h_orig, 46)
                 text_len += 1
             first = False
-            keep_case = depth == 0 and not downcase_top
-            for i in range(cur, cur + b):
-                c = np.int64(data[i])
-                low = c + 32 if 65 <= c <= 90 else c
-                h_low = _fnv(h_low, low)
-                h_orig = _fnv(h_orig, c if keep_case else low)
+            if depth == 0 and not downcase_top:
+                for i in range(cur, cur + b):
+                    c = np.int64(data[i])
+                    h_low = _fnv(h_low, c + 32 if 65 <= c <= 90 else c)
+                    h_orig = _fnv(h_orig, c)
+            elif downcase_top:
+                for i in range(cur, cur + b):
+                    c = np.int64(data[i])
+                    h_low = _fnv(h_low, c + 32 if 65 <= c <= 90 else c)
+            else:
+                for i in range(cur, cur + b):
+                    c = np.int64(data[i])
+                    low = c + 32 if 65 <= c <= 90 else c
+                    h_low = _fnv(h_low, low)
+                    h_orig = _fnv(h_orig, low)
             text_len += b
             remaining -= b + 1
             scratch[depth] += b + 1
@@ -295,6 +302,8 @@ def _name(data, base, end, pos, netbios, max_depth, downcase_top, weird, nw, msg
             break
     if top_next < 0:
         top_next = cur
+    if downcase_top:
+        h_orig = h_low
     # Unwind: each level's ExtractName checks its length (trailing dot included) and
     # drops that dot, innermost first.
     inner = 0
@@ -330,8 +339,7 @@ def _long(data, pos, end):
 @numba.njit(cache=True, inline="always")
 def _stream(pos, end, length):
     """Zeek's ExtractStream: consume ``min(len, max(length, 0))`` bytes."""
-    if length < 0:
-        length = 0
+    length = max(length, 0)
     take = min(end - pos, length)
     return pos + take
 
@@ -431,17 +439,16 @@ def _svc_params(data, pos, end, spl, weird, nw, msg):
 # The walk.
 
 @numba.njit(cache=True)
-def _parse(data, starts, ends, netbios, is_tcp, max_queries, max_depth, skip_auth, skip_addl):
+def _parse(data, starts, ends, netbios, is_tcp, max_queries, max_depth, skip_auth, skip_addl, hdr, rec, weird):
     m = starts.shape[0]
-    hdr = np.zeros((m, NH), dtype=np.int64)
-    rec = np.zeros((max(16, m * 4), NR), dtype=np.int64)
-    weird = np.zeros((max(16, m // 4), NW), dtype=np.int64)
     scratch = np.zeros(max_depth + 3, dtype=np.int64)
     nr = 0
     nw = 0
     for i in range(m):
         base = starts[i]
         end = ends[i]
+        for c in range(NH):
+            hdr[i, c] = 0
         hdr[i, H_BASE] = base
         hdr[i, H_END] = end
         hdr[i, H_LASTQ] = -1
@@ -500,6 +507,8 @@ def _parse(data, starts, ends, netbios, is_tcp, max_queries, max_depth, skip_aut
         for phase in range(5):
             if not ok:
                 break
+            if phase == (3 if du else 2):
+                hdr[i, H_CONFIRM] = 1      # Zeek's AnalyzerConfirmation: questions and answers parsed
             skip_event = False
             if phase == 0:
                 count = qd
@@ -534,7 +543,7 @@ def _parse(data, starts, ends, netbios, is_tcp, max_queries, max_depth, skip_aut
                 rec[r, R_SECT] = sect
                 rec[r, R_NPOS] = pos
                 if sect == SECT_QUESTION:
-                    good, pos, hl, ho, tl, nw = _name(data, base, end, pos, nb, max_depth, False, weird, nw, i,
+                    good, pos, hl, ho, _, nw = _name(data, base, end, pos, nb, max_depth, False, weird, nw, i,
                                                       scratch)
                     if not good:
                         nr -= 1
@@ -550,7 +559,6 @@ def _parse(data, starts, ends, netbios, is_tcp, max_queries, max_depth, skip_aut
                     rec[r, R_TYPE] = qtype
                     rec[r, R_CLASS] = qclass
                     rec[r, R_EVENT] = 1
-                    rec[r, R_KIND] = K_QLOWER
                     rec[r, R_OKEY] = _mix(K_QLOWER, hl)
                     rec[r, R_QKEY] = _mix(K_QORIG, ho)
                     hdr[i, H_NQ] += 1
@@ -659,7 +667,7 @@ def _parse(data, starts, ends, netbios, is_tcp, max_queries, max_depth, skip_aut
                     good, pos, hl2, ho2, tl2, nw = _name(data, base, end, pos, nb, max_depth, True, weird, nw, i,
                                                          scratch)
                     if good:
-                        good, pos, hl3, ho3, tl3, nw = _name(data, base, end, pos, nb, max_depth, True, weird, nw,
+                        good, pos, _, _, _, nw = _name(data, base, end, pos, nb, max_depth, True, weird, nw,
                                                              i, scratch)
                         if good:
                             if end - pos < 20:
@@ -979,8 +987,8 @@ def _parse(data, starts, ends, netbios, is_tcp, max_queries, max_depth, skip_aut
                         good = False
                     else:
                         prio, pos = _short(data, pos, end)
-                        good, pos, hl2, ho2, tl2, nw = _name(data, base, end, pos, nb, max_depth, False, weird, nw,
-                                                             i, scratch)
+                        good, pos, _, _, _, nw = _name(data, base, end, pos, nb, max_depth, False, weird, nw,
+                                                       i, scratch)
                         if good:
                             spl = rdl - (pos - rd0)
                             if spl > 0:
@@ -1006,12 +1014,24 @@ def _parse(data, starts, ends, netbios, is_tcp, max_queries, max_depth, skip_aut
                     break
         hdr[i, H_REC1] = nr
         hdr[i, H_COMPLETE] = 1 if ok else 0
-    return hdr, rec[:nr].copy(), weird[:nw].copy()
+        if ok:
+            hdr[i, H_CONFIRM] = 1
+    return rec, weird, nr, nw
+
+
+class Workspace:
+    """Buffers reused across :func:`parse` calls (fresh large arrays cost page faults every batch)."""
+
+    def __init__(self):
+        self.hdr = np.zeros((0, NH), dtype=np.int64)
+        self.rec = np.zeros((1024, NR), dtype=np.int64)
+        self.weird = np.zeros((256, NW), dtype=np.int64)
 
 
 def parse(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, netbios: np.ndarray | None = None,
           is_tcp: np.ndarray | None = None, max_queries: int = MAX_QUERIES,
-          max_depth: int = MAX_COMPRESSION_DEPTH, skip_auth: bool = False, skip_addl: bool = False) -> DnsParse:
+          max_depth: int = MAX_COMPRESSION_DEPTH, skip_auth: bool = False, skip_addl: bool = False,
+          workspace: Workspace | None = None) -> DnsParse:
     """Walk ``m`` DNS messages ``data[starts[i]:ends[i]]`` as Zeek's DNS analyzer does.
 
     Args:
@@ -1026,6 +1046,9 @@ def parse(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, netbios: np.nd
         skip_auth, skip_addl: Zeek's ``dns_skip_all_auth``/``dns_skip_all_addl``
             (Zeek's defaults are true; the auth/addl add-on sets both false, our default).
 
+        workspace: buffers to reuse; the result then holds views into them, valid
+            until the next call with the same workspace.
+
     Returns:
         :class:`DnsParse`.  Never raises on message contents.
     """
@@ -1037,9 +1060,17 @@ def parse(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, netbios: np.nd
     data = np.ascontiguousarray(data, dtype=np.uint8)
     if len(data) == 0:
         data = np.zeros(1, dtype=np.uint8)
-    hdr, rec, weird = _parse(data, starts, ends, netbios, is_tcp, int(max_queries), int(max_depth),
-                             bool(skip_auth), bool(skip_addl))
-    return DnsParse(hdr, rec, weird)
+    ws = workspace or Workspace()
+    if ws.hdr.shape[0] < m:
+        ws.hdr = np.zeros((max(m, 2 * ws.hdr.shape[0]), NH), dtype=np.int64)
+    if ws.rec.shape[0] < 6 * m:          # typical messages hold a few RRs: grow once, not by doubling
+        ws.rec = np.zeros((8 * m, NR), dtype=np.int64)
+    rec, weird, nr, nw = _parse(data, starts, ends, netbios, is_tcp, int(max_queries), int(max_depth),
+                                bool(skip_auth), bool(skip_addl), ws.hdr, ws.rec, ws.weird)
+    ws.rec, ws.weird = rec, weird
+    if workspace is None:
+        return DnsParse(ws.hdr[:m].copy(), rec[:nr].copy(), weird[:nw].copy())
+    return DnsParse(ws.hdr[:m], rec[:nr], weird[:nw])
 
 
 def weird_addl(code: int, a: int, b: int) -> str | None:

@@ -9,7 +9,7 @@ Follows ``base/protocols/dns/main.zeek`` (``set_session``, ``do_reply``,
   response sent by the originator to a non-multicast address, flips the roles
   (``DNS_Interpreter::ParseMessage``).  A UDP instance ends when its
   ``dns_session_timeout`` timer (10 s, re-armed from the firing time) finds it
-  idle for 9 s, as ``DNS_Analyzer::ExpireTimer`` does, on the network time of
+  idle for 9 s, as ``DNS_Analyzer::ExpireTimer`` does, at the network time of
   the packet that fires it; the next packet of the 5-tuple starts a new
   instance.  TCP instances end when their stream is closed, and all at the end.
 - Per instance: one fast-path pending query, tables of pending queries and
@@ -17,14 +17,16 @@ Follows ``base/protocols/dns/main.zeek`` (``set_session``, ``do_reply``,
   the oldest pending reply with its id, a reply the fast-path query or the
   oldest pending query with its id; otherwise the message starts a new
   session and waits.  A table holding more than ``max_pending_query_ids`` ids
-  is logged and cleared when a new id arrives, a queue longer than
-  ``max_pending_msgs`` likewise.  Messages to a multicast responder are logged
+  is written out and cleared when a new id arrives, a queue longer than
+  ``max_pending_msgs`` likewise.  Messages to a multicast responder are written
   unpaired.  A session is written when it has seen both a query and a reply;
   pending ones are written when the instance ends.
 
-State lives in a few ``int64`` arrays (sized by the caller so that nothing
-grows inside numba) and one typed dict; the functions here change them in
-place.
+Writing a session copies its fields into an output row (Zeek's ``Log::write``
+takes a copy too) and frees its slot, unless it is still referenced; instance
+slots are freed when the instance ends.  So the state holds live sessions and
+connections only.  Everything lives in ``int64`` arrays sized by the caller
+(nothing grows inside numba) and one typed dict of pending-table entries.
 """
 
 from __future__ import annotations
@@ -41,18 +43,25 @@ TP_INST, TP_LO_MC, TP_HI_MC, TP_LO_LIKELY, TP_HI_LIKELY, TP_TCP = range(6)
 NTP = 6
 # Instance (connection) columns.
 (IN_TUPLE, IN_ORIG_LO, IN_FIRST, IN_LAST, IN_CUR, IN_PQ, IN_QCOUNT, IN_RCOUNT, IN_QHEAD, IN_RHEAD,
- IN_QTAIL, IN_RTAIL, IN_ALIVE, IN_CREATED, IN_FLIPPED, IN_HASQ) = range(16)
-NIN = 16
+ IN_QTAIL, IN_RTAIL, IN_ALIVE, IN_SERIAL, IN_HASQ) = range(15)
+NIN = 15
 # Pending-table entry columns (one entry per (instance, table, transaction id)).
 EN_KEY, EN_HEAD, EN_TAIL, EN_LEN, EN_PREV, EN_NEXT, EN_INST, EN_TABLE = range(8)
 NEN = 8
 # Session (Zeek's DNS::Info) columns.
-(S_INST, S_TS, S_TID, S_RTT, S_QREC, S_AREC, S_QCLASS, S_QTYPE, S_RCODE, S_AA, S_TC, S_RD, S_RA, S_Z,
- S_REJ, S_OPCODE, S_NETBIOS, S_SAWQ, S_SAWR, S_FRAMEQ, S_FRAMER, S_QNEXT) = range(22)
-NSES = 22
+(S_INST, S_TS, S_TID, S_RTT, S_QTEXT, S_QOTEXT, S_ATEXT, S_QCLASS, S_QTYPE, S_RCODE, S_FLAGS, S_Z, S_OPCODE,
+ S_FRAMEQ, S_FRAMER, S_QNEXT, S_SERIAL, S_INTABLE) = range(18)
+NSES = 18
+# S_FLAGS bits.
+F_AA, F_TC, F_RD, F_RA, F_REJ, F_NETBIOS, F_SAWQ, F_SAWR, F_HASQ = 1, 2, 4, 8, 16, 32, 64, 128, 256
+# Output row columns (one per session written).
+(RW_TS, RW_TID, RW_RTT, RW_QTEXT, RW_QOTEXT, RW_ATEXT, RW_QCLASS, RW_QTYPE, RW_RCODE, RW_FLAGS, RW_Z,
+ RW_OPCODE, RW_FRAME, RW_SERIAL, RW_TUPLE, RW_ORIG_LO) = range(16)
+NRW = 16
 # Counters.
-C_INST, C_SES, C_ENT, C_HEAP, C_LOG, C_NET = range(6)
-NC = 6
+(C_INST, C_SES, C_ENT, C_HEAP, C_ROW, C_NET, C_FREE_S, C_FREE_I, C_FREE_E, C_SERIAL,
+ C_ISERIAL) = range(11)
+NC = 11
 
 # Event kinds.
 EV_MSG, EV_NODELIVER, EV_CLOSE, EV_TCPMSG, EV_TCPFLUSH = range(5)
@@ -64,8 +73,66 @@ MAX_PENDING_QUERY_IDS = 50
 
 
 def new_table():
-    """The typed dict of pending-table entries."""
+    """An empty typed dict ``int64 -> int64``."""
     return Dict.empty(key_type=types.int64, value_type=types.int64)
+
+
+class State:
+    """The pairing state: arrays and counters (kept by the stage between batches)."""
+
+    def __init__(self):
+        self.TUP = np.zeros((256, NTP), dtype=np.int64)
+        self.INS = np.zeros((256, NIN), dtype=np.int64)
+        self.ENT = np.zeros((256, NEN), dtype=np.int64)
+        self.SES = np.zeros((256, NSES), dtype=np.int64)
+        self.HEAP = np.zeros((256, 3), dtype=np.int64)
+        self.ROWS = np.zeros((256, NRW), dtype=np.int64)
+        self.FREE_S = np.zeros(256, dtype=np.int64)
+        self.FREE_I = np.zeros(256, dtype=np.int64)
+        self.FREE_E = np.zeros(256, dtype=np.int64)
+        self.CNT = np.zeros(NC, dtype=np.int64)
+        self.CNT[C_NET] = np.iinfo(np.int64).min
+        self.table = new_table()
+
+    def live(self, what: str) -> int:
+        """Slots in use: ``sessions``, ``instances`` or ``entries``."""
+        c = self.CNT
+        if what == "sessions":
+            return int(c[C_SES] - c[C_FREE_S])
+        if what == "instances":
+            return int(c[C_INST] - c[C_FREE_I])
+        return int(c[C_ENT] - c[C_FREE_E])
+
+    def reserve(self, events: int) -> None:
+        """Room for ``events`` more events (each creates at most one session/instance/entry/timer)."""
+        c = self.CNT
+        self.INS = _grow(self.INS, int(c[C_INST]) + events + 1)
+        self.SES = _grow(self.SES, int(c[C_SES]) + events + 1)
+        self.ENT = _grow(self.ENT, int(c[C_ENT]) + events + 1)
+        self.HEAP = _grow(self.HEAP, int(c[C_HEAP]) + events + 1)
+        self.FREE_S = _grow1(self.FREE_S, int(c[C_SES]) + events + 1)
+        self.FREE_I = _grow1(self.FREE_I, int(c[C_INST]) + events + 1)
+        self.FREE_E = _grow1(self.FREE_E, int(c[C_ENT]) + events + 1)
+        self.ROWS = _grow(self.ROWS, int(c[C_ROW]) + self.live("sessions") + 2 * events + 16)
+
+    def take_rows(self) -> np.ndarray:
+        """The rows written since the last call (a copy); the row buffer is emptied."""
+        n = int(self.CNT[C_ROW])
+        rows = self.ROWS[:n].copy()
+        self.CNT[C_ROW] = 0
+        return rows
+
+
+def _grow(array: np.ndarray, need: int) -> np.ndarray:
+    if need <= array.shape[0]:
+        return array
+    out = np.zeros((max(need, 2 * array.shape[0]),) + array.shape[1:], dtype=array.dtype)
+    out[:array.shape[0]] = array
+    return out
+
+
+def _grow1(array: np.ndarray, need: int) -> np.ndarray:
+    return _grow(array, need)
 
 
 @numba.njit(cache=True, inline="always")
@@ -74,22 +141,24 @@ def _key(inst, table, tid):
 
 
 @numba.njit(cache=True)
-def _log(LOG, CNT, s):
-    LOG[CNT[C_LOG]] = s
-    CNT[C_LOG] += 1
+def _lookup(table, key):
+    if key in table:
+        return table[key]
+    return -1
 
 
 @numba.njit(cache=True)
-def _heap_push(HEAP, CNT, t, inst):
+def _heap_push(HEAP, CNT, t, inst, serial):
     i = CNT[C_HEAP]
     CNT[C_HEAP] += 1
     HEAP[i, 0] = t
     HEAP[i, 1] = inst
+    HEAP[i, 2] = serial
     while i > 0:
         parent = (i - 1) // 2
         if HEAP[parent, 0] <= HEAP[i, 0]:
             break
-        for c in range(2):
+        for c in range(3):
             tmp = HEAP[parent, c]
             HEAP[parent, c] = HEAP[i, c]
             HEAP[i, c] = tmp
@@ -98,12 +167,12 @@ def _heap_push(HEAP, CNT, t, inst):
 
 @numba.njit(cache=True)
 def _heap_pop(HEAP, CNT):
-    t = HEAP[0, 0]
     inst = HEAP[0, 1]
+    serial = HEAP[0, 2]
     n = CNT[C_HEAP] - 1
     CNT[C_HEAP] = n
-    HEAP[0, 0] = HEAP[n, 0]
-    HEAP[0, 1] = HEAP[n, 1]
+    for c in range(3):
+        HEAP[0, c] = HEAP[n, c]
     i = 0
     while True:
         left = 2 * i + 1
@@ -114,38 +183,78 @@ def _heap_pop(HEAP, CNT):
             child = left + 1
         if HEAP[i, 0] <= HEAP[child, 0]:
             break
-        for c in range(2):
+        for c in range(3):
             tmp = HEAP[child, c]
             HEAP[child, c] = HEAP[i, c]
             HEAP[i, c] = tmp
         i = child
-    return t, inst
+    return inst, serial
 
 
 @numba.njit(cache=True)
-def _new_session(SES, CNT, inst, tid, t):
-    s = CNT[C_SES]
-    CNT[C_SES] += 1
+def _new_session(SES, FREE_S, CNT, inst, tid, t):
+    if CNT[C_FREE_S] > 0:
+        CNT[C_FREE_S] -= 1
+        s = FREE_S[CNT[C_FREE_S]]
+    else:
+        s = CNT[C_SES]
+        CNT[C_SES] += 1
     for c in range(NSES):
-        SES[s, c] = 0
+        SES[s, c] = -1
     SES[s, S_INST] = inst
     SES[s, S_TS] = t
     SES[s, S_TID] = tid
-    SES[s, S_RTT] = -1
-    SES[s, S_QREC] = -1
-    SES[s, S_AREC] = -1
-    SES[s, S_QCLASS] = -1
-    SES[s, S_QTYPE] = -1
-    SES[s, S_RCODE] = -1
-    SES[s, S_OPCODE] = -1
-    SES[s, S_FRAMEQ] = -1
-    SES[s, S_FRAMER] = -1
-    SES[s, S_QNEXT] = -1
+    SES[s, S_FLAGS] = 0
+    SES[s, S_Z] = 0
+    SES[s, S_INTABLE] = 0
+    SES[s, S_SERIAL] = CNT[C_SERIAL]
+    CNT[C_SERIAL] += 1
     return s
 
 
 @numba.njit(cache=True)
-def _unlink_entry(INS, ENT, table, e):
+def _free_session(SES, FREE_S, CNT, s):
+    if SES[s, S_INST] >= 0:
+        SES[s, S_INST] = -1
+        FREE_S[CNT[C_FREE_S]] = s
+        CNT[C_FREE_S] += 1
+
+
+@numba.njit(cache=True)
+def _write(INS, SES, ROWS, FREE_S, CNT, s, release):
+    """Zeek's Log::write of session ``s`` (a copy), then free its slot if nothing refers to it."""
+    r = CNT[C_ROW]
+    CNT[C_ROW] += 1
+    inst = SES[s, S_INST]
+    ROWS[r, RW_TS] = SES[s, S_TS]
+    ROWS[r, RW_TID] = SES[s, S_TID]
+    ROWS[r, RW_RTT] = SES[s, S_RTT]
+    ROWS[r, RW_QTEXT] = SES[s, S_QTEXT]
+    ROWS[r, RW_QOTEXT] = SES[s, S_QOTEXT]
+    ROWS[r, RW_ATEXT] = SES[s, S_ATEXT]
+    ROWS[r, RW_QCLASS] = SES[s, S_QCLASS]
+    ROWS[r, RW_QTYPE] = SES[s, S_QTYPE]
+    ROWS[r, RW_RCODE] = SES[s, S_RCODE]
+    ROWS[r, RW_FLAGS] = SES[s, S_FLAGS]
+    ROWS[r, RW_Z] = SES[s, S_Z]
+    ROWS[r, RW_OPCODE] = SES[s, S_OPCODE]
+    ROWS[r, RW_FRAME] = SES[s, S_FRAMEQ] if SES[s, S_FRAMEQ] >= 0 else SES[s, S_FRAMER]
+    ROWS[r, RW_SERIAL] = SES[s, S_SERIAL]
+    ROWS[r, RW_TUPLE] = INS[inst, IN_TUPLE]
+    ROWS[r, RW_ORIG_LO] = INS[inst, IN_ORIG_LO]
+    if release and SES[s, S_INTABLE] == 0 and INS[inst, IN_CUR] != s:
+        _free_session(SES, FREE_S, CNT, s)
+
+
+@numba.njit(cache=True)
+def _free_entry(ENT, FREE_E, CNT, e):
+    ENT[e, EN_INST] = -1
+    FREE_E[CNT[C_FREE_E]] = e
+    CNT[C_FREE_E] += 1
+
+
+@numba.njit(cache=True)
+def _unlink_entry(INS, ENT, FREE_E, CNT, table, e):
     inst = ENT[e, EN_INST]
     tbl = ENT[e, EN_TABLE]
     prev = ENT[e, EN_PREV]
@@ -160,27 +269,30 @@ def _unlink_entry(INS, ENT, table, e):
         INS[inst, IN_QTAIL + tbl] = prev
     INS[inst, IN_QCOUNT + tbl] -= 1
     table.pop(ENT[e, EN_KEY])
+    _free_entry(ENT, FREE_E, CNT, e)
 
 
 @numba.njit(cache=True)
-def _pop(INS, ENT, SES, table, e):
+def _pop(INS, ENT, SES, FREE_E, CNT, table, e):
     s = ENT[e, EN_HEAD]
     ENT[e, EN_HEAD] = SES[s, S_QNEXT]
     SES[s, S_QNEXT] = -1
+    SES[s, S_INTABLE] = 0
     ENT[e, EN_LEN] -= 1
     if ENT[e, EN_LEN] == 0:
         ENT[e, EN_TAIL] = -1
-        _unlink_entry(INS, ENT, table, e)
+        _unlink_entry(INS, ENT, FREE_E, CNT, table, e)
     return s
 
 
 @numba.njit(cache=True)
-def _log_queue(ENT, SES, LOG, CNT, e):
+def _write_queue(INS, ENT, SES, ROWS, FREE_S, CNT, e):
     s = ENT[e, EN_HEAD]
     while s >= 0:
-        _log(LOG, CNT, s)
         nxt = SES[s, S_QNEXT]
         SES[s, S_QNEXT] = -1
+        SES[s, S_INTABLE] = 0
+        _write(INS, SES, ROWS, FREE_S, CNT, s, True)
         s = nxt
     ENT[e, EN_HEAD] = -1
     ENT[e, EN_TAIL] = -1
@@ -188,12 +300,13 @@ def _log_queue(ENT, SES, LOG, CNT, e):
 
 
 @numba.njit(cache=True)
-def _log_table(INS, ENT, SES, LOG, CNT, table, inst, tbl):
+def _write_table(INS, ENT, SES, ROWS, FREE_S, FREE_E, CNT, table, inst, tbl):
     e = INS[inst, IN_QHEAD + tbl]
     while e >= 0:
         nxt = ENT[e, EN_NEXT]
-        _log_queue(ENT, SES, LOG, CNT, e)
+        _write_queue(INS, ENT, SES, ROWS, FREE_S, CNT, e)
         table.pop(ENT[e, EN_KEY])
+        _free_entry(ENT, FREE_E, CNT, e)
         e = nxt
     INS[inst, IN_QHEAD + tbl] = -1
     INS[inst, IN_QTAIL + tbl] = -1
@@ -201,14 +314,18 @@ def _log_table(INS, ENT, SES, LOG, CNT, table, inst, tbl):
 
 
 @numba.njit(cache=True)
-def _enqueue(INS, ENT, SES, LOG, CNT, table, inst, tbl, tid, s, max_ids, max_msgs):
+def _enqueue(INS, ENT, SES, ROWS, FREE_S, FREE_E, CNT, table, inst, tbl, tid, s, max_ids, max_msgs):
     key = _key(inst, tbl, tid)
-    e = table.get(key, -1)
+    e = _lookup(table, key)
     if e < 0:
         if INS[inst, IN_QCOUNT + tbl] > max_ids:
-            _log_table(INS, ENT, SES, LOG, CNT, table, inst, tbl)
-        e = CNT[C_ENT]
-        CNT[C_ENT] += 1
+            _write_table(INS, ENT, SES, ROWS, FREE_S, FREE_E, CNT, table, inst, tbl)
+        if CNT[C_FREE_E] > 0:
+            CNT[C_FREE_E] -= 1
+            e = FREE_E[CNT[C_FREE_E]]
+        else:
+            e = CNT[C_ENT]
+            CNT[C_ENT] += 1
         ENT[e, EN_KEY] = key
         ENT[e, EN_HEAD] = -1
         ENT[e, EN_TAIL] = -1
@@ -226,7 +343,7 @@ def _enqueue(INS, ENT, SES, LOG, CNT, table, inst, tbl, tid, s, max_ids, max_msg
         INS[inst, IN_QCOUNT + tbl] += 1
         table[key] = e
     elif ENT[e, EN_LEN] > max_msgs:
-        _log_queue(ENT, SES, LOG, CNT, e)
+        _write_queue(INS, ENT, SES, ROWS, FREE_S, CNT, e)
     tail = ENT[e, EN_TAIL]
     if tail >= 0:
         SES[tail, S_QNEXT] = s
@@ -234,84 +351,103 @@ def _enqueue(INS, ENT, SES, LOG, CNT, table, inst, tbl, tid, s, max_ids, max_msg
         ENT[e, EN_HEAD] = s
     ENT[e, EN_TAIL] = s
     SES[s, S_QNEXT] = -1
+    SES[s, S_INTABLE] = 1
     ENT[e, EN_LEN] += 1
 
 
 @numba.njit(cache=True)
-def _finalize(INS, ENT, SES, LOG, CNT, table, inst):
-    """Zeek's finalize_dns: write the fast-path query, then pending queries, then pending replies."""
-    if INS[inst, IN_PQ] >= 0:
-        _log(LOG, CNT, INS[inst, IN_PQ])
+def _finalize(TUP, INS, ENT, SES, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, inst):
+    """Zeek's finalize_dns (fast-path query, pending queries, pending replies), then free the instance."""
+    pq = INS[inst, IN_PQ]
+    if pq >= 0:
+        SES[pq, S_INTABLE] = 0
         INS[inst, IN_PQ] = -1
-    _log_table(INS, ENT, SES, LOG, CNT, table, inst, TABLE_QUERIES)
-    _log_table(INS, ENT, SES, LOG, CNT, table, inst, TABLE_REPLIES)
-    INS[inst, IN_ALIVE] = 0
+        _write(INS, SES, ROWS, FREE_S, CNT, pq, True)
+    _write_table(INS, ENT, SES, ROWS, FREE_S, FREE_E, CNT, table, inst, TABLE_QUERIES)
+    _write_table(INS, ENT, SES, ROWS, FREE_S, FREE_E, CNT, table, inst, TABLE_REPLIES)
+    cur = INS[inst, IN_CUR]
     INS[inst, IN_CUR] = -1
+    if cur >= 0 and SES[cur, S_INST] == inst:
+        _free_session(SES, FREE_S, CNT, cur)
+    INS[inst, IN_ALIVE] = 0
+    tup = INS[inst, IN_TUPLE]
+    if TUP[tup, TP_INST] == inst:
+        TUP[tup, TP_INST] = -1
+    FREE_I[CNT[C_FREE_I]] = inst
+    CNT[C_FREE_I] += 1
 
 
 @numba.njit(cache=True)
-def _fire_timers(TUP, INS, ENT, SES, HEAP, LOG, CNT, table, net, timeout):
+def _fire_timers(TUP, INS, ENT, SES, HEAP, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, net, timeout):
     while CNT[C_HEAP] > 0 and HEAP[0, 0] <= net:
-        _, inst = _heap_pop(HEAP, CNT)
-        if INS[inst, IN_ALIVE] == 0:
+        inst, serial = _heap_pop(HEAP, CNT)
+        if INS[inst, IN_ALIVE] != 1 or INS[inst, IN_SERIAL] != serial:
             continue
         if net - INS[inst, IN_LAST] >= timeout - 1_000_000_000:
-            _finalize(INS, ENT, SES, LOG, CNT, table, inst)
-            tup = INS[inst, IN_TUPLE]
-            if TUP[tup, TP_INST] == inst:
-                TUP[tup, TP_INST] = -1
+            _finalize(TUP, INS, ENT, SES, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, inst)
         else:
-            _heap_push(HEAP, CNT, net + timeout, inst)
+            _heap_push(HEAP, CNT, net + timeout, inst, serial)
 
 
 @numba.njit(cache=True)
-def _set_session(INS, ENT, SES, LOG, CNT, table, inst, mc, qr, tid, rcode, qd, opcode, netbios, t, frame,
-                 max_ids, max_msgs):
+def _set_session(INS, ENT, SES, ROWS, FREE_S, FREE_E, CNT, table, inst, mc, qr, tid, rcode, qd, opcode,
+                 netbios, t, frame, max_ids, max_msgs):
     is_query = qr == 0
+    old = INS[inst, IN_CUR]
     if mc:
-        s = _new_session(SES, CNT, inst, tid, t)
-        SES[s, S_SAWQ] = 1
-        SES[s, S_SAWR] = 1
+        s = _new_session(SES, FREE_S, CNT, inst, tid, t)
+        SES[s, S_FLAGS] |= F_SAWQ | F_SAWR
     elif is_query:
-        e = table.get(_key(inst, TABLE_REPLIES, tid), -1)
+        e = _lookup(table, _key(inst, TABLE_REPLIES, tid))
         if e >= 0 and ENT[e, EN_LEN] > 0:
-            s = _pop(INS, ENT, SES, table, e)
+            s = _pop(INS, ENT, SES, FREE_E, CNT, table, e)
         else:
-            s = _new_session(SES, CNT, inst, tid, t)
+            s = _new_session(SES, FREE_S, CNT, inst, tid, t)
             if INS[inst, IN_PQ] < 0:
                 INS[inst, IN_PQ] = s
+                SES[s, S_INTABLE] = 1
             else:
                 INS[inst, IN_HASQ] = 1
-                _enqueue(INS, ENT, SES, LOG, CNT, table, inst, TABLE_QUERIES, tid, s, max_ids, max_msgs)
+                _enqueue(INS, ENT, SES, ROWS, FREE_S, FREE_E, CNT, table, inst, TABLE_QUERIES, tid, s, max_ids,
+                         max_msgs)
     else:
         pq = INS[inst, IN_PQ]
         if pq >= 0 and SES[pq, S_TID] == tid:
             s = pq
             INS[inst, IN_PQ] = -1
-            if INS[inst, IN_HASQ]:
-                e = table.get(_key(inst, TABLE_QUERIES, tid), -1)
-                if e >= 0 and ENT[e, EN_LEN] > 0:
-                    INS[inst, IN_PQ] = _pop(INS, ENT, SES, table, e)
-                else:
-                    e = INS[inst, IN_QHEAD]
+            SES[s, S_INTABLE] = 0
+            if INS[inst, IN_HASQ] == 1:
+                e = _lookup(table, _key(inst, TABLE_QUERIES, tid))
+                if e < 0 or ENT[e, EN_LEN] == 0:
+                    e = INS[inst, IN_QHEAD]          # Zeek picks an arbitrary one: we take the oldest id
                     while e >= 0 and ENT[e, EN_LEN] == 0:
                         e = ENT[e, EN_NEXT]
-                    if e >= 0:
-                        INS[inst, IN_PQ] = _pop(INS, ENT, SES, table, e)
+                if e >= 0:
+                    nxt = _pop(INS, ENT, SES, FREE_E, CNT, table, e)
+                    INS[inst, IN_PQ] = nxt
+                    SES[nxt, S_INTABLE] = 1
         else:
-            e = table.get(_key(inst, TABLE_QUERIES, tid), -1)
+            e = _lookup(table, _key(inst, TABLE_QUERIES, tid))
             if e >= 0 and ENT[e, EN_LEN] > 0:
-                s = _pop(INS, ENT, SES, table, e)
+                s = _pop(INS, ENT, SES, FREE_E, CNT, table, e)
             else:
-                s = _new_session(SES, CNT, inst, tid, t)
-                _enqueue(INS, ENT, SES, LOG, CNT, table, inst, TABLE_REPLIES, tid, s, max_ids, max_msgs)
+                s = _new_session(SES, FREE_S, CNT, inst, tid, t)
+                _enqueue(INS, ENT, SES, ROWS, FREE_S, FREE_E, CNT, table, inst, TABLE_REPLIES, tid, s, max_ids,
+                         max_msgs)
     INS[inst, IN_CUR] = s
+    if old >= 0 and old != s and SES[old, S_INTABLE] == 0 and SES[old, S_INST] == inst:
+        # The previous c$dns was neither written nor pending: Zeek drops it (e.g. a message that
+        # never reached dns_end); free its slot.
+        _free_session(SES, FREE_S, CNT, old)
     if not is_query:
         SES[s, S_RCODE] = rcode
         if rcode != 0 and qd == 0:
-            SES[s, S_REJ] = 1
+            SES[s, S_FLAGS] |= F_REJ
     SES[s, S_OPCODE] = opcode
-    SES[s, S_NETBIOS] = 1 if netbios else 0
+    if netbios:
+        SES[s, S_FLAGS] |= F_NETBIOS
+    else:
+        SES[s, S_FLAGS] &= ~F_NETBIOS
     if is_query:
         if SES[s, S_FRAMEQ] < 0:
             SES[s, S_FRAMEQ] = frame
@@ -320,19 +456,20 @@ def _set_session(INS, ENT, SES, LOG, CNT, table, inst, mc, qr, tid, rcode, qd, o
 
 
 @numba.njit(cache=True)
-def _event(TUP, INS, ENT, SES, HEAP, LOG, CNT, table, rec_session, hdr, rec, netbios, rec_off, m_inst, m_orig,
-           kind, tup, src_lo, m, t, frame, timeout, max_ids, max_msgs):
+def _event(TUP, INS, ENT, SES, HEAP, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, hdr, rec, rec_text, rec_serial,
+           netbios, m_orig, kind, tup, src_lo, m, t, frame, timeout, max_ids, max_msgs):
     inst = TUP[tup, TP_INST]
-    if inst >= 0 and INS[inst, IN_ALIVE] == 0:
-        inst = -1
     if kind == EV_CLOSE:
         if inst >= 0:
-            _finalize(INS, ENT, SES, LOG, CNT, table, inst)
-            TUP[tup, TP_INST] = -1
+            _finalize(TUP, INS, ENT, SES, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, inst)
         return
     if inst < 0:
-        inst = CNT[C_INST]
-        CNT[C_INST] += 1
+        if CNT[C_FREE_I] > 0:
+            CNT[C_FREE_I] -= 1
+            inst = FREE_I[CNT[C_FREE_I]]
+        else:
+            inst = CNT[C_INST]
+            CNT[C_INST] += 1
         for c in range(NIN):
             INS[inst, c] = -1
         INS[inst, IN_TUPLE] = tup
@@ -349,17 +486,16 @@ def _event(TUP, INS, ENT, SES, HEAP, LOG, CNT, table, rec_session, hdr, rec, net
         INS[inst, IN_QCOUNT] = 0
         INS[inst, IN_RCOUNT] = 0
         INS[inst, IN_ALIVE] = 1
-        INS[inst, IN_CREATED] = t
-        INS[inst, IN_FLIPPED] = 0
         INS[inst, IN_HASQ] = 0
+        INS[inst, IN_SERIAL] = CNT[C_ISERIAL]
+        CNT[C_ISERIAL] += 1
         TUP[tup, TP_INST] = inst
         if not TUP[tup, TP_TCP]:
-            _heap_push(HEAP, CNT, t + timeout, inst)
+            _heap_push(HEAP, CNT, t + timeout, inst, INS[inst, IN_SERIAL])
     INS[inst, IN_LAST] = t
     if kind == EV_NODELIVER:
         return
     is_orig = src_lo == INS[inst, IN_ORIG_LO]
-    m_inst[m] = inst
     m_orig[m] = 1 if is_orig else 0
     if hdr[m, wire.H_STATUS] != wire.ST_PARSED:
         return
@@ -368,20 +504,17 @@ def _event(TUP, INS, ENT, SES, HEAP, LOG, CNT, table, rec_session, hdr, rec, net
         resp_mc = TUP[tup, TP_HI_MC] if INS[inst, IN_ORIG_LO] == 1 else TUP[tup, TP_LO_MC]
         if not resp_mc:
             INS[inst, IN_ORIG_LO] = 1 - INS[inst, IN_ORIG_LO]
-            INS[inst, IN_FLIPPED] = 1
-            is_orig = False
             m_orig[m] = 0
     INS[inst, IN_FIRST] = 0
     opcode = hdr[m, wire.H_OPCODE]
     tracked = opcode == 0 or opcode == 4 or opcode == 5
     flags = hdr[m, wire.H_FLAGS]
-    tid = hdr[m, wire.H_ID]
     if tracked:
         mc = TUP[tup, TP_HI_MC] if INS[inst, IN_ORIG_LO] == 1 else TUP[tup, TP_LO_MC]
-        _set_session(INS, ENT, SES, LOG, CNT, table, inst, mc, qr, tid, hdr[m, wire.H_RCODE], hdr[m, wire.H_QD],
-                     opcode, netbios[m], t, frame, max_ids, max_msgs)
+        _set_session(INS, ENT, SES, ROWS, FREE_S, FREE_E, CNT, table, inst, mc, qr, hdr[m, wire.H_ID],
+                     hdr[m, wire.H_RCODE], hdr[m, wire.H_QD], opcode, netbios[m], t, frame, max_ids, max_msgs)
     cur = INS[inst, IN_CUR]
-    if hdr[m, wire.H_TOO_LARGE] == 0:
+    if hdr[m, wire.H_TOO_LARGE] == 0 and cur >= 0:
         no_records = hdr[m, wire.H_AN] == 0 and hdr[m, wire.H_NS] == 0 and hdr[m, wire.H_AR] == 0
         for r in range(hdr[m, wire.H_REC0], hdr[m, wire.H_REC1]):
             if rec[r, wire.R_EVENT] == 0:
@@ -389,79 +522,145 @@ def _event(TUP, INS, ENT, SES, HEAP, LOG, CNT, table, rec_session, hdr, rec, net
             sect = rec[r, wire.R_SECT]
             if sect == wire.SECT_QUESTION:
                 if qr == 0:
-                    if tracked and cur >= 0:      # dns_request
-                        SES[cur, S_RD] = (flags >> 8) & 1
-                        SES[cur, S_TC] = (flags >> 9) & 1
+                    if tracked:                                      # dns_request
+                        f = SES[cur, S_FLAGS] & ~(F_RD | F_TC)
+                        f |= F_RD if (flags >> 8) & 1 else 0
+                        f |= F_TC if (flags >> 9) & 1 else 0
+                        SES[cur, S_FLAGS] = f | F_HASQ
                         SES[cur, S_Z] = (flags >> 4) & 7
                         SES[cur, S_QCLASS] = rec[r, wire.R_CLASS]
                         SES[cur, S_QTYPE] = rec[r, wire.R_TYPE]
-                        SES[cur, S_QREC] = rec_off + r
-                elif no_records and cur >= 0:    # dns_rejected
-                    SES[cur, S_REJ] = 1
+                        SES[cur, S_QTEXT] = rec_text[r, 0]
+                        SES[cur, S_QOTEXT] = rec_text[r, 1]
+                elif no_records:                                     # dns_rejected
+                    SES[cur, S_FLAGS] |= F_REJ
                 continue
-            if qr == 0 or cur < 0:
+            if qr == 0:
                 continue
             if sect == wire.SECT_ANSWER or sect == wire.SECT_PREREQ or sect == wire.SECT_UPDATE:
-                if tracked:                       # DNS::do_reply
-                    if SES[cur, S_QREC] < 0 and SES[cur, S_AREC] < 0:
-                        SES[cur, S_AREC] = rec_off + r
-                    SES[cur, S_AA] = (flags >> 10) & 1
-                    SES[cur, S_RA] = (flags >> 7) & 1
+                if tracked:                                          # DNS::do_reply
+                    if SES[cur, S_FLAGS] & F_HASQ == 0 and SES[cur, S_ATEXT] < 0:
+                        SES[cur, S_ATEXT] = rec_text[r, 2]
+                    f = SES[cur, S_FLAGS] & ~(F_AA | F_RA)
+                    f |= F_AA if (flags >> 10) & 1 else 0
+                    f |= F_RA if (flags >> 7) & 1 else 0
+                    SES[cur, S_FLAGS] = f
                     if SES[cur, S_RTT] < 0:
                         rtt = t - SES[cur, S_TS]
                         if rtt != 0:
                             SES[cur, S_RTT] = rtt
-                    rec_session[rec_off + r] = cur
-            elif opcode == 0:                     # auth-addl's do_reply
-                rec_session[rec_off + r] = cur
-    if hdr[m, wire.H_NO_END] == 0:                # dns_end
+                    rec_serial[r] = SES[cur, S_SERIAL]
+            elif opcode == 0:                                        # auth-addl's do_reply
+                rec_serial[r] = SES[cur, S_SERIAL]
+    if hdr[m, wire.H_NO_END] == 0:                                   # dns_end
         cur = INS[inst, IN_CUR]
         if cur >= 0:
-            if qr == 1:
-                SES[cur, S_SAWR] = 1
-            else:
-                SES[cur, S_SAWQ] = 1
-            if SES[cur, S_SAWR] == 1 and SES[cur, S_SAWQ] == 1:
-                _log(LOG, CNT, cur)
+            SES[cur, S_FLAGS] |= F_SAWR if qr == 1 else F_SAWQ
+            if SES[cur, S_FLAGS] & F_SAWR and SES[cur, S_FLAGS] & F_SAWQ:
                 INS[inst, IN_CUR] = -1
+                _write(INS, SES, ROWS, FREE_S, CNT, cur, True)
 
 
 @numba.njit(cache=True)
-def pair(TUP, INS, ENT, SES, HEAP, LOG, CNT, table, rec_session, pkt_ts, ev_pkt, ev_kind, ev_tuple, ev_src_lo,
-         ev_msg, ev_ts, ev_frame, hdr, rec, netbios, rec_off, m_inst, m_orig, advance, timeout, max_ids,
-         max_msgs):
+def pair(TUP, INS, ENT, SES, HEAP, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, pkt_ts, ev_pkt, ev_kind, ev_tuple,
+         ev_src_lo, ev_msg, ev_ts, ev_frame, hdr, rec, rec_text, rec_serial, netbios, m_orig, advance, timeout,
+         max_ids, max_msgs):
     """Run a batch of events (sorted by ``ev_pkt``) through the pairing state.
 
     With ``advance``, ``pkt_ts`` are the times of every packet of the batch:
     network time advances over them and fires session timers before each
     packet, as Zeek's timer manager does; ``ev_pkt`` gives each event's packet.
     Without, events run in order and no timer fires (TCP messages).
+    ``rec_text[r]`` holds the text ids (query, original query, owner) a record
+    gives a session; ``rec_serial[r]`` receives the serial of the session a
+    record's entry belongs to.
     """
     nev = ev_kind.shape[0]
     k = 0
     if advance:
         for p in range(pkt_ts.shape[0]):
-            if pkt_ts[p] > CNT[C_NET]:
-                CNT[C_NET] = pkt_ts[p]
-            _fire_timers(TUP, INS, ENT, SES, HEAP, LOG, CNT, table, CNT[C_NET], timeout)
+            CNT[C_NET] = max(CNT[C_NET], pkt_ts[p])
+            if CNT[C_HEAP] > 0 and HEAP[0, 0] <= CNT[C_NET]:
+                _fire_timers(TUP, INS, ENT, SES, HEAP, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, CNT[C_NET],
+                             timeout)
             while k < nev and ev_pkt[k] == p:
-                _event(TUP, INS, ENT, SES, HEAP, LOG, CNT, table, rec_session, hdr, rec, netbios, rec_off, m_inst,
-                       m_orig, ev_kind[k], ev_tuple[k], ev_src_lo[k], ev_msg[k], ev_ts[k], ev_frame[k], timeout,
-                       max_ids, max_msgs)
+                _event(TUP, INS, ENT, SES, HEAP, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, hdr, rec, rec_text,
+                       rec_serial, netbios, m_orig, ev_kind[k], ev_tuple[k], ev_src_lo[k], ev_msg[k], ev_ts[k],
+                       ev_frame[k], timeout, max_ids, max_msgs)
                 k += 1
     else:
         for k in range(nev):
-            _event(TUP, INS, ENT, SES, HEAP, LOG, CNT, table, rec_session, hdr, rec, netbios, rec_off, m_inst,
-                   m_orig, ev_kind[k], ev_tuple[k], ev_src_lo[k], ev_msg[k], ev_ts[k], ev_frame[k], timeout,
-                   max_ids, max_msgs)
+            _event(TUP, INS, ENT, SES, HEAP, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, hdr, rec, rec_text,
+                   rec_serial, netbios, m_orig, ev_kind[k], ev_tuple[k], ev_src_lo[k], ev_msg[k], ev_ts[k],
+                   ev_frame[k], timeout, max_ids, max_msgs)
 
 
 @numba.njit(cache=True)
-def finish_all(TUP, INS, ENT, SES, LOG, CNT, table):
-    """End every live instance (Zeek's connection removal at termination), in creation order."""
+def finish_all(TUP, INS, ENT, SES, ROWS, FREE_S, FREE_I, FREE_E, CNT, table):
+    """End every live instance (Zeek's connection removal at termination), in slot order."""
     for inst in range(CNT[C_INST]):
         if INS[inst, IN_ALIVE] == 1:
-            _finalize(INS, ENT, SES, LOG, CNT, table, inst)
-            tup = INS[inst, IN_TUPLE]
-            if TUP[tup, TP_INST] == inst:
-                TUP[tup, TP_INST] = -1
+            _finalize(TUP, INS, ENT, SES, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, inst)
+
+
+@numba.njit(cache=True)
+def _tuple_hash(lo, hi, lo_port, hi_port):
+    h = np.uint64(0xCBF29CE484222325)
+    prime = np.uint64(0x100000001B3)
+    for j in range(16):
+        h = (h ^ np.uint64(lo[j])) * prime
+    for j in range(16):
+        h = (h ^ np.uint64(hi[j])) * prime
+    h = (h ^ np.uint64(lo_port)) * prime
+    h = (h ^ np.uint64(hi_port)) * prime
+    return np.int64(h & np.uint64(0x7FFFFFFFFFFFFFFF))
+
+
+@numba.njit(cache=True)
+def lookup_tuples(index, addr, port, count, src, dst, sport, dport):
+    """Tuple ids of UDP datagrams (new tuples appended); ``(ids, src_is_lo, new count)``.
+
+    ``index`` maps a 63-bit hash of (lo address, hi address, lo port, hi port)
+    to a tuple id; the tuple's stored addresses and ports are compared, and a
+    collision probes the next hash value.  ``addr``/``port`` must have room for
+    ``count + len(sport)`` tuples.
+    """
+    k = sport.shape[0]
+    ids = np.empty(k, dtype=np.int64)
+    src_lo = np.empty(k, dtype=np.int64)
+    for i in range(k):
+        lo_is_src = sport[i] <= dport[i]
+        for j in range(16):
+            if src[i, j] != dst[i, j]:
+                lo_is_src = src[i, j] < dst[i, j]
+                break
+        if lo_is_src:
+            lo, hi, lp, hp = src[i], dst[i], sport[i], dport[i]
+        else:
+            lo, hi, lp, hp = dst[i], src[i], dport[i], sport[i]
+        h = _tuple_hash(lo, hi, lp, hp)
+        while True:
+            if h in index:
+                t = index[h]
+                same = port[t, 0] == lp and port[t, 1] == hp
+                if same:
+                    for j in range(16):
+                        if addr[t, 0, j] != lo[j] or addr[t, 1, j] != hi[j]:
+                            same = False
+                            break
+                if same:
+                    break
+                h = (h + 1) & 0x7FFFFFFFFFFFFFFF
+            else:
+                t = count
+                count += 1
+                index[h] = t
+                for j in range(16):
+                    addr[t, 0, j] = lo[j]
+                    addr[t, 1, j] = hi[j]
+                port[t, 0] = lp
+                port[t, 1] = hp
+                break
+        ids[i] = t
+        src_lo[i] = 1 if lo_is_src else 0
+    return ids, src_lo, count
