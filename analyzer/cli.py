@@ -13,6 +13,8 @@ from rich.table import Table
 from captures import CaptureError
 
 from . import export
+from .cli_live import capture as capture_command
+from .cli_live import interfaces, live_options, run_live_analysis
 from .pipeline import SAMPLE, SCHEMAS, AnalysisResult, CaptureWarning, analyze, capture_stats
 
 TABLE_NAMES = tuple(SCHEMAS)
@@ -49,16 +51,25 @@ class _Progress:
             self.live.stop()
 
 
-def _run_analysis(capture: str, validate_checksums: bool = True) -> AnalysisResult:
+def _run_analysis(capture: str, **options) -> AnalysisResult:
     progress = _Progress()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CaptureWarning)   # printed below, once
-            return analyze(capture, progress=progress, validate_checksums=validate_checksums)
+            return analyze(capture, progress=progress, **options)
     except CaptureError as error:
         _fail(error)
     finally:
         progress.close()
+
+
+def _result(capture: str | None, live: dict, **options) -> AnalysisResult:
+    """Analyse CAPTURE, or capture live with ``-i`` (one or the other); no CAPTURE and no -i: the sample."""
+    if live.get("interface"):
+        if capture is not None:
+            _fail(click.UsageError("give a capture file or -i INTERFACE, not both"))
+        return run_live_analysis(**live)
+    return _run_analysis(SAMPLE if capture is None else capture, **options)
 
 
 def _print_rows(title: str, rows) -> None:
@@ -90,7 +101,8 @@ def info(capture: str) -> None:
 
 
 @main.command(name="analyze")
-@click.argument("capture", required=False, default=SAMPLE, type=click.Path(dir_okay=True))
+@click.argument("capture", required=False, type=click.Path(dir_okay=True))
+@live_options
 @click.option("-o", "--output", "output", type=click.Path(file_okay=False),
               help="Directory to write one file per table into.")
 @click.option("--format", "file_format", type=click.Choice(sorted(export.EXTENSIONS)), default="parquet",
@@ -99,18 +111,23 @@ def info(capture: str) -> None:
               "formats, all that Zeek has a log for).")
 @click.option("-C", "--ignore-checksums", is_flag=True,
               help="Track connections through bad checksums (Zeek's -C; for checksum-offloaded captures).")
-def analyze_command(capture: str, output: str | None, file_format: str, tables: str | None,
-                    ignore_checksums: bool) -> None:
+@click.option("--extract-files", "extract_dir", type=click.Path(file_okay=False),
+              help="Save HTTP bodies and SMTP attachments here, named by SHA-256 (adds a files table).")
+@click.option("--capture-passwords", is_flag=True, help="Log HTTP Basic-auth passwords (off, as in Zeek).")
+def analyze_command(capture: str | None, output: str | None, file_format: str, tables: str | None,
+                    ignore_checksums: bool, extract_dir: str | None, capture_passwords: bool, **live) -> None:
     """Dissect CAPTURE (pcap or pcapng, gzip allowed; default: the bundled sample) and summarise it.
 
-    With -o, write the tables to files as well: parquet, csv, jsonl, or Zeek's
-    ASCII logs (zeek) and JSON logs (json).
+    With -i INTERFACE, capture live instead (dumpcap's options; a rolling
+    dashboard on a terminal; Ctrl-C stops). With -o, write the tables to files
+    as well: parquet, csv, jsonl, or Zeek's ASCII logs (zeek) and JSON logs (json).
     """
     names = None if tables is None else [name.strip() for name in tables.split(",") if name.strip()]
     unknown = [name for name in names or () if name not in TABLE_NAMES]
     if unknown:
         _fail(click.BadParameter(f"unknown table {', '.join(unknown)}; choose from {', '.join(TABLE_NAMES)}"))
-    result = _run_analysis(capture, validate_checksums=not ignore_checksums)
+    result = _result(capture, live, validate_checksums=not ignore_checksums, extract_dir=extract_dir,
+                     capture_passwords=capture_passwords)
     for message in result.warnings:
         click.echo(f"netsift: warning: {message}", err=True)
     rows = result.stats.rows(result.capture)
@@ -167,6 +184,8 @@ from .cli_report import report, verify  # noqa: E402 - registered on the group d
 
 main.add_command(report)
 main.add_command(verify)
+main.add_command(interfaces)
+main.add_command(capture_command)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import sys
 import time
 
 import click
+
+from .cli_live import live_options
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -35,7 +37,8 @@ def _format_for(output: str | None, file_format: str | None) -> str:
 
 
 @click.command()
-@click.argument("capture", required=False, default=SAMPLE, type=click.Path(dir_okay=True))
+@click.argument("capture", required=False, type=click.Path(dir_okay=True))
+@live_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True),
               help="File to write (default report.html / report.md / report.json; '-' for standard output).")
 @click.option("--format", "file_format", type=click.Choice(sorted(FORMATS)), default=None,
@@ -43,19 +46,20 @@ def _format_for(output: str | None, file_format: str | None) -> str:
 @click.option("--top", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Rows in each ranked table (top talkers, names, hosts, …).")
 @click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
-def report(capture: str, output: str | None, file_format: str | None, top: int, quiet: bool) -> None:
+def report(capture: str | None, output: str | None, file_format: str | None, top: int, quiet: bool,
+           **live) -> None:
     """Report on CAPTURE (default: the bundled sample): protocols, traffic, conversations, DNS/HTTP/SMTP, anomalies.
 
     Prints a summary on the terminal and writes the report: one self-contained
     HTML page with charts (works offline), Markdown, or JSON.
     """
-    from .cli import _fail, _run_analysis  # here, not at the top: cli.py imports this module to register it
+    from .cli import _fail, _result  # here, not at the top: cli.py imports this module to register it
     from .report import build_report
 
     file_format = _format_for(output, file_format)
     output = output or f"report{FORMATS[file_format]}"
     started = time.monotonic()
-    result = _run_analysis(capture)
+    result = _result(capture, live)
     for message in result.warnings:
         click.echo(f"netsift: warning: {message}", err=True)
     built = build_report(result, top=top)

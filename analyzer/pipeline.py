@@ -25,6 +25,7 @@ from dissectors import Fields, dissect
 from . import schema
 from .conn import CONN, ConnStage
 from .dns import DNS, DnsStage
+from .http import HTTP, HttpStage
 from .frames import TableBuilder
 from .reassembly import FragmentReassembler, TcpReassembly, Weird
 from .summary import CaptureStats
@@ -36,7 +37,7 @@ SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 
 # Every table netsift builds, with its schema (the exports and the CLI read this).
-SCHEMAS = {"packets": schema.PACKETS, "weird": schema.WEIRD, "conn": CONN, "dns": DNS}
+SCHEMAS = {"packets": schema.PACKETS, "weird": schema.WEIRD, "conn": CONN, "dns": DNS, "http": HTTP}
 TABLE_ORDER = ("packets", "conn", "dns", "http", "smtp", "files", "weird")
 
 
@@ -77,6 +78,11 @@ class AnalysisResult:
     def conn(self) -> pd.DataFrame:
         """One row per connection, Zeek conn.log fields plus ``community_id``."""
         return self.tables["conn"]
+
+    @property
+    def http(self) -> pd.DataFrame:
+        """One row per HTTP request/response pair, Zeek http.log fields."""
+        return self.tables["http"]
 
     @property
     def dns(self) -> pd.DataFrame:
@@ -139,7 +145,10 @@ class Pipeline:
 
     ``validate_checksums``: connection tracking ignores packets with a bad
     IPv4/TCP/UDP/ICMP checksum, as Zeek does by default (False: ``zeek -C``,
-    for captures made with checksum offload).
+    for captures made with checksum offload).  ``extract_dir``: save HTTP
+    (and SMTP) bodies there, named by SHA-256, and build a ``files`` table.
+    ``capture_passwords``: log HTTP Basic-auth passwords (Zeek's
+    ``HTTP::default_capture_password``).
 
     A stage has ``feed(batch, fields)`` and ``finish() -> dict of frames``; a
     stage that reads TCP streams also has ``feed_stream(delivery)``
@@ -150,11 +159,15 @@ class Pipeline:
     # Tunnels inside reassembled datagrams may be fragmented again; follow a few levels.
     MAX_FRAGMENT_NESTING = 4
 
-    def __init__(self, stages: list | None = None, validate_checksums: bool = True):
+    def __init__(self, stages: list | None = None, validate_checksums: bool = True,
+                 extract_dir: str | os.PathLike | None = None, capture_passwords: bool = False):
         self.stats = CaptureStats()
         self.packets = PacketsStage()
         self.connections = ConnStage(validate_checksums=validate_checksums)
-        applications = [DnsStage(connections=self.connections, ignore_checksums=not validate_checksums)]
+        applications = [
+            DnsStage(connections=self.connections, ignore_checksums=not validate_checksums),
+            HttpStage(self.connections, capture_passwords=capture_passwords, extract_dir=extract_dir),
+        ]
         self.stages = [self.packets, self.connections] + applications + list(stages or ())
         # Stages that read reassembled IP datagrams as well (DNS over fragmented UDP).
         self.datagram_readers = [stage for stage in self.stages[2:]
@@ -243,7 +256,8 @@ def analyze_batch(batch: PacketBatch) -> dict[str, pd.DataFrame]:
 
 
 def analyze(path: str | os.PathLike = SAMPLE, batch_packets: int = DEFAULT_BATCH_PACKETS,
-            progress: Callable[[int], None] | None = None, validate_checksums: bool = True) -> AnalysisResult:
+            progress: Callable[[int], None] | None = None, validate_checksums: bool = True,
+            extract_dir: str | os.PathLike | None = None, capture_passwords: bool = False) -> AnalysisResult:
     """Analyse a pcap or pcapng file (optionally gzip-compressed).
 
     Args:
@@ -252,6 +266,8 @@ def analyze(path: str | os.PathLike = SAMPLE, batch_packets: int = DEFAULT_BATCH
         progress: called after each batch with the number of frames read so far.
         validate_checksums: as Zeek, leave packets with bad checksums out of
             connection tracking (False: like ``zeek -C``).
+        extract_dir: save HTTP/SMTP bodies and attachments here (``files`` table).
+        capture_passwords: keep HTTP Basic-auth passwords in ``http.password``.
 
     Returns:
         :class:`AnalysisResult` with the ``packets``, ``weird`` and ``conn`` frames.
@@ -262,7 +278,8 @@ def analyze(path: str | os.PathLike = SAMPLE, batch_packets: int = DEFAULT_BATCH
             to the damage; the reader's warning is in ``result.warnings`` and
             is also issued as a :class:`CaptureWarning`.
     """
-    pipeline = Pipeline(validate_checksums=validate_checksums)
+    pipeline = Pipeline(validate_checksums=validate_checksums, extract_dir=extract_dir,
+                        capture_passwords=capture_passwords)
     with open_capture(path) as reader:
         for batch in reader.batches(max_packets=batch_packets):
             pipeline.feed(batch)

@@ -136,8 +136,9 @@ def smtp_frame() -> pd.DataFrame:
 
 
 def with_tables(result, **tables):
-    """A copy of ``result`` with extra tables (the dns/http/smtp stages are not in the pipeline yet)."""
-    return SimpleNamespace(tables={**result.tables, **tables}, stats=result.stats, capture=result.capture,
+    """A copy of ``result`` with the application tables replaced by ``tables`` (absent when not given)."""
+    kept = {name: frame for name, frame in result.tables.items() if name not in ("dns", "http", "smtp")}
+    return SimpleNamespace(tables={**kept, **tables}, stats=result.stats, capture=result.capture,
                            warnings=result.warnings)
 
 
@@ -254,7 +255,7 @@ def test_interval_bound_holds_for_absurd_timestamps():
 
 
 def test_sections_appear_only_with_their_tables(sample):
-    plain = build_report(sample)
+    plain = build_report(with_tables(sample))
     assert {"dns", "http", "smtp"}.isdisjoint(plain.sections)
     assert set(plain.skipped) == {"dns", "http", "smtp"}
     assert list(plain.sections) == [key for key in SECTION_TITLES if key not in ("dns", "http", "smtp")]
