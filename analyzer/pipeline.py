@@ -26,6 +26,7 @@ from . import schema
 from .conn import CONN, ConnStage
 from .dns import DNS, DnsStage
 from .http import HTTP, HttpStage
+from .smtp import SMTP, SmtpStage
 from .frames import TableBuilder
 from .reassembly import FragmentReassembler, TcpReassembly, Weird
 from .summary import CaptureStats
@@ -37,7 +38,8 @@ SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 
 # Every table netsift builds, with its schema (the exports and the CLI read this).
-SCHEMAS = {"packets": schema.PACKETS, "weird": schema.WEIRD, "conn": CONN, "dns": DNS, "http": HTTP}
+SCHEMAS = {"packets": schema.PACKETS, "weird": schema.WEIRD, "conn": CONN, "dns": DNS, "http": HTTP,
+           "smtp": SMTP}
 TABLE_ORDER = ("packets", "conn", "dns", "http", "smtp", "files", "weird")
 
 
@@ -83,6 +85,11 @@ class AnalysisResult:
     def http(self) -> pd.DataFrame:
         """One row per HTTP request/response pair, Zeek http.log fields."""
         return self.tables["http"]
+
+    @property
+    def smtp(self) -> pd.DataFrame:
+        """One row per SMTP mail transaction, Zeek smtp.log fields (+ attachments)."""
+        return self.tables["smtp"]
 
     @property
     def dns(self) -> pd.DataFrame:
@@ -164,9 +171,12 @@ class Pipeline:
         self.stats = CaptureStats()
         self.packets = PacketsStage()
         self.connections = ConnStage(validate_checksums=validate_checksums)
+        http = HttpStage(self.connections, capture_passwords=capture_passwords, extract_dir=extract_dir)
         applications = [
             DnsStage(connections=self.connections, ignore_checksums=not validate_checksums),
-            HttpStage(self.connections, capture_passwords=capture_passwords, extract_dir=extract_dir),
+            http,
+            # One extractor for HTTP bodies and SMTP attachments: one files table.
+            SmtpStage(self.connections, extractor=http.extractor),
         ]
         self.stages = [self.packets, self.connections] + applications + list(stages or ())
         # Stages that read reassembled IP datagrams as well (DNS over fragmented UDP).
