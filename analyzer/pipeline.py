@@ -187,6 +187,16 @@ class Pipeline:
         self.streams = TcpReassembly() if self.stream_readers else None
         self.frames_fed = 0
 
+    def replace(self, stage) -> None:
+        """Use ``stage`` instead of the pipeline's stage of the same type (e.g. an HttpStage with other
+        options built on ``self.connections``); appended when there is none.  Call before feeding."""
+        kept = [s for s in self.stages if type(s) is not type(stage)]
+        self.stages = kept + [stage]
+        self.stream_readers = [s for s in self.stages if hasattr(s, "feed_stream")]
+        self.datagram_readers = [s for s in self.stages[2:] if "frame_numbers" in inspect.signature(s.feed).parameters]
+        if self.stream_readers and self.streams is None:
+            self.streams = TcpReassembly()
+
     def feed(self, batch: PacketBatch) -> Fields:
         """Dissect ``batch`` and feed it to the stages; returns its dissected columns."""
         self.stats.update(batch)

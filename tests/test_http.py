@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from analyzer.files import FileExtractor, sniff_mime
 from analyzer.http import HTTP, HttpSession, HttpStage
 from analyzer.pipeline import Pipeline
-from analyzer.reassembly import TcpReassembly
 from analyzer.zeek_log import format_value
 from captures import open_capture
 
@@ -34,9 +33,7 @@ def analyse(path, **options):
     """The pipeline with an HttpStage on ``path``: (tables, stage)."""
     pipeline = Pipeline(validate_checksums=options.pop("validate_checksums", True))
     stage = HttpStage(pipeline.connections, **options)
-    pipeline.stages.append(stage)
-    pipeline.stream_readers.append(stage)
-    pipeline.streams = pipeline.streams or TcpReassembly()
+    pipeline.replace(stage)
     with open_capture(path) as reader:
         for batch in reader.batches():
             pipeline.feed(batch)

@@ -28,7 +28,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw, raw
 
 from analyzer.pipeline import Pipeline
-from analyzer.reassembly import Chunk, ConnKey, Delivery, TcpReassembly
+from analyzer.reassembly import Chunk, ConnKey, Delivery
 from analyzer.smtp import SMTP, SmtpProtocol, SmtpStage, parse_message
 from analyzer.smtp import protocol as P
 from analyzer.smtp.message import _decode, _Parser, decode_words
@@ -52,9 +52,7 @@ def analyze_capture(path, validate_checksums: bool = True, **options):
     """The pipeline with an SmtpStage over a capture: ``(tables, stage)``."""
     pipeline = Pipeline(validate_checksums=validate_checksums)
     stage = SmtpStage(pipeline.connections, **options)
-    pipeline.stages.append(stage)
-    pipeline.stream_readers.append(stage)
-    pipeline.streams = pipeline.streams or TcpReassembly()
+    pipeline.replace(stage)
     with open_capture(path) as reader:
         for batch in reader.batches():
             pipeline.feed(batch)
