@@ -18,7 +18,9 @@ ports/length), each run in its own subprocess so that its peak RSS is its own:
 - netsift: ``analyzer.analyze(path).packets`` (read, dissect, build the frame,
   and whatever other stages ``analyze`` runs, such as connection tracking);
 - netsift-frame: the packets frame alone (the reader, the dissectors and the
-  ``PacketsStage`` of ``analyzer.pipeline``, driven as ``analyze`` drives them);
+  ``PacketsStage`` of ``analyzer.pipeline``, driven as ``analyze`` drives them,
+  with the reader's ``reuse_buffers=True``: each batch is used up before the
+  next is read, so the reader refills one chunk buffer);
 - tshark: ``tshark -n -r PATH -T fields -E header=y -E separator=/t
   -E occurrence=f -e ...`` piped into ``pandas.read_csv`` (the time includes
   the read; ``occurrence=f`` keeps the first, outermost occurrence, as netsift's
@@ -35,9 +37,15 @@ after the imports to the finished DataFrame), and so is the CPU time (user plus
 system, tshark's included) over the same span, which varies less than wall
 time on a shared machine; peak RSS is the largest of the
 runs (``getrusage``: the worker's own peak plus its children's, i.e. tshark's,
-which run concurrently).  The ratio columns are netsift's (``analyze``) and
+which run concurrently; for the other tools the larger of the two, since their
+only children are short-lived forks such as ``ldconfig -p``, which ctypes runs
+to find libc, whose peak is the worker's RSS at the fork).  The ratio columns are netsift's (``analyze``) and
 netsift-frame's packets/s divided by the tool's.  Each run is a fresh process, so netsift's
-figures include its one-time warm-up (numba loading its compiled kernels).
+figures include its one-time warm-up (numba starting up: LLVM, and the
+scipy.linalg import numba does for its BLAS check; then loading the compiled
+kernels); the ``warm-up`` column shows the CPU seconds netsift spent until its
+first batch was through (the first batch's own work included), so that the
+rate without it can be told.
 """
 
 from __future__ import annotations
@@ -70,6 +78,10 @@ FIELDS = (
 # ---- workers: each runs in a fresh process and prints one JSON line -----------------------
 
 
+# CPU seconds (since the timed span started) at which the first batch was through: the warm-up.
+_WARM_UP: list[float] = []
+
+
 def _work_netsift(path: str) -> tuple[int, float, float]:
     sys.path.insert(0, str(REPO))
     import warnings
@@ -79,7 +91,12 @@ def _work_netsift(path: str) -> tuple[int, float, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start, cpu_start = time.perf_counter(), _cpu_seconds()
-        packets = analyze(path).packets
+
+        def progress(_frames: int) -> None:
+            if not _WARM_UP:
+                _WARM_UP.append(_cpu_seconds() - cpu_start)
+
+        packets = analyze(path, progress=progress).packets
         return len(packets), time.perf_counter() - start, _cpu_seconds() - cpu_start
 
 
@@ -92,9 +109,12 @@ def _work_netsift_frame(path: str) -> tuple[int, float, float]:
 
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     stage = PacketsStage()
-    with open_capture(path) as reader:
+    # Each batch is fed before the next is read, so the reader may refill its buffers.
+    with open_capture(path, reuse_buffers=True) as reader:
         for batch in reader.batches():
             stage.feed(batch, dissect(batch))
+            if not _WARM_UP:
+                _WARM_UP.append(_cpu_seconds() - cpu_start)
     packets = stage.finish()["packets"]
     return len(packets), time.perf_counter() - start, _cpu_seconds() - cpu_start
 
@@ -181,7 +201,12 @@ def _worker_main(tool: str, path: str) -> None:
     packets, seconds, cpu = WORKERS[tool](path)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"packets": packets, "seconds": seconds, "cpu": cpu, "rss_kb": own + children}))
+    # tshark runs beside the worker: their peaks add up.  Any other child is a short-lived helper
+    # (e.g. ``ldconfig -p`` run by ctypes.util.find_library), whose peak is the RSS the worker had
+    # when it forked: counting it again would double the worker.
+    rss = own + children if tool == "tshark" else max(own, children)
+    print(json.dumps({"packets": packets, "seconds": seconds, "cpu": cpu, "rss_kb": rss,
+                      "warm_up": _WARM_UP[0] if _WARM_UP else None}))
 
 
 # ---- driver --------------------------------------------------------------------------------
@@ -254,21 +279,25 @@ def main(argv: list[str] | None = None) -> int:
             seconds = statistics.median(r["seconds"] for r in runs)
             packets = runs[0]["packets"]
             cpu = statistics.median(r["cpu"] for r in runs)
+            warm = [r["warm_up"] for r in runs if r.get("warm_up") is not None]
             rows.append((tool, path.name, packets, seconds, packets / seconds,
-                         max(r["rss_kb"] for r in runs) / 1024, [r["seconds"] for r in runs], cpu))
+                         max(r["rss_kb"] for r in runs) / 1024, [r["seconds"] for r in runs], cpu,
+                         statistics.median(warm) if warm else None))
             print(f"  {tool}: {', '.join(f'{r:.2f}' for r in rows[-1][6])} s", file=sys.stderr)
     reference = next((row[4] for row in rows if row[0] == "netsift"), None)
     frame_reference = next((row[4] for row in rows if row[0] == "netsift-frame"), None)
     print(f"\n{'tool':<13} {'capture':<14} {'packets':>10} {'seconds':>8} {'packets/s':>11} {'CPU s':>6} "
-          f"{'pkts/CPU s':>10} {'peak RSS MB':>11} {'netsift x':>9} {'frame x':>7}")
-    for tool, name, packets, seconds, rate, rss, _, cpu in rows:
+          f"{'pkts/CPU s':>10} {'warm-up':>7} {'peak RSS MB':>11} {'netsift x':>9} {'frame x':>7}")
+    for tool, name, packets, seconds, rate, rss, _, cpu, warm in rows:
         ratio = f"{reference / rate:.2f}" if reference else "-"
         frame_ratio = f"{frame_reference / rate:.2f}" if frame_reference else "-"
+        warm_text = f"{warm:.2f}" if warm is not None else "-"
         print(f"{tool:<13} {name:<14} {packets:>10,} {seconds:>8.2f} {rate:>11,.0f} {cpu:>6.2f} "
-              f"{packets / cpu:>10,.0f} {rss:>11,.0f} {ratio:>9} {frame_ratio:>7}")
+              f"{packets / cpu:>10,.0f} {warm_text:>7} {rss:>11,.0f} {ratio:>9} {frame_ratio:>7}")
     print(f"\n(median of {args.repeat} runs; 'netsift x' / 'frame x' = netsift's / netsift-frame's packets/s over "
           f"the tool's; CPU s = user+system "
-          f"of the worker and its children, steadier than wall time on a shared machine; {os.cpu_count()} CPUs)")
+          f"of the worker and its children, steadier than wall time on a shared machine; warm-up = CPU s "
+          f"until netsift's first batch was through, numba's start-up included; {os.cpu_count()} CPUs)")
     return 0
 
 

@@ -177,8 +177,8 @@ def iter_records(chunks, header: PcapHeader, max_packets: int, stop) -> Iterator
     Args:
         chunks: the reader's chunk window (``buf``, ``start``, ``end``,
             ``avail``, ``offset(i)``, ``fits(n)``, ``ensure(n) -> bool``,
-            ``eof_reason()``; see ``captures.reader._Chunks``), positioned at
-            the first record.
+            ``eof_reason()``, ``arrays(rows, dtypes)``; see
+            ``captures.reader._Chunks``), positioned at the first record.
         header: the decoded File Header.
         max_packets: most rows per yielded tuple.
         stop: ``stop(kind, file_offset, detail)`` is called once when the walk
@@ -186,8 +186,9 @@ def iter_records(chunks, header: PcapHeader, max_packets: int, stop) -> Iterator
 
     Yields:
         ``(data, offset, cap_len, wire_len, ts_ns)``: ``data`` a ``uint8``
-        view of the chunk (never written again), the rest ``int64[n]``
-        with ``offset`` relative to ``data``.
+        view of the chunk (never written again unless the chunk window
+        reuses its buffers), the rest ``int64[n]`` with ``offset`` relative
+        to ``data``.
     """
     big = 1 if header.big_endian else 0
     frac_ns = 1 if header.nanosecond else 1000
@@ -196,7 +197,7 @@ def iter_records(chunks, header: PcapHeader, max_packets: int, stop) -> Iterator
     while True:
         # A batch never spans two buffers, so the buffer bounds its rows.
         rows = min(max_packets, (chunks.buf.shape[0] - chunks.start) // RECORD_HEADER_BYTES + 1)
-        out = [np.empty(rows, np.int64) for _ in range(4)]
+        out = chunks.arrays(rows, (np.int64,) * 4)
         base = chunks.start
         n = 0
         while True:

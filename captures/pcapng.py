@@ -465,8 +465,9 @@ class PcapngStream:
     def iter_records(self, max_packets: int) -> Iterator[tuple]:
         """Yield ``(data, offset, cap_len, wire_len, ts_ns, link_type, interface_id)``.
 
-        ``data`` is a ``uint8`` view of a chunk that is never written again;
-        ``offset`` is relative to it.  At most ``max_packets`` rows each.
+        ``data`` is a ``uint8`` view of a chunk that is never written again
+        (unless the chunk window reuses its buffers); ``offset`` is
+        relative to it.  At most ``max_packets`` rows each.
         """
         yield from self._walk(max_packets)
 
@@ -475,8 +476,7 @@ class PcapngStream:
         while not self.done:
             # A batch never spans two buffers, so the buffer bounds its rows.
             rows = min(max_packets, (c.buf.shape[0] - c.start) // MIN_SPB_BYTES + 1)
-            out = [np.empty(rows, np.int64) for _ in range(4)]
-            out += [np.empty(rows, np.int32) for _ in range(2)]
+            out = c.arrays(rows, (np.int64,) * 4 + (np.int32,) * 2)
             base = c.start
             n = 0
             while True:

@@ -9,13 +9,32 @@ as tshark prints it), ``ip.ttl``, ``ip.proto``, ``ip.checksum``, ``ip.src``,
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from . import ipv6
-from .wire import Fields, Layer, be16, be32, concat_layers, u8
+from .wire import PREFETCH_AHEAD, Fields, Layer, concat_layers, prefetch
 
 MIN_HEADER_BYTES = 20
 NO_PROTOCOL = -1
+
+# The columns, in the order they are created; the compiled loop refers to them by index.
+_NAMED = ("ip.version", "ip.hdr_len", "ip.dsfield", "ip.len", "ip.id", "ip.flags", "ip.flags.df",
+          "ip.flags.mf", "ip.frag_offset", "ip.ttl", "ip.proto", "ip.checksum", "ip.src", "ip.dst",
+          "ip_proto")
+(_VERSION, _HDR_LEN, _DSFIELD, _LEN, _ID, _FLAGS, _DF, _MF, _FRAG_OFFSET, _TTL, _PROTO, _CHECKSUM, _SRC,
+ _DST, _IP_PROTO) = range(len(_NAMED))
+# Hidden columns (the innermost IP packet: the last occurrence wins).
+_HIDDEN = ("_l4.start", "_ip.version", "_ip.src4", "_ip.dst4", "_ip.len", "_ip.proto")
+_L4_START, _H_VERSION, _H_SRC, _H_DST, _H_LEN, _H_PROTO = range(len(_HIDDEN))
+
+# Weird bits of the compiled loop, in the order the weirds are recorded.
+_TRUNCATED, _UNKNOWN_VERSION, _MIN_HEADER, _OPTIONS_CUT, _LEN_ZERO, _SHORT_TOTAL, _BEYOND = (
+    1, 2, 4, 8, 16, 32, 64)
+_WEIRDS = ((_TRUNCATED, "truncated_IP", None), (_UNKNOWN_VERSION, "unknown_ip_version", None),
+           (_MIN_HEADER, "IPv4_min_header_size", None), (_OPTIONS_CUT, "internally_truncated_header", None),
+           (_LEN_ZERO, "ip_hdr_len_zero", None), (_SHORT_TOTAL, "invalid_IP_header_size", None),
+           (_BEYOND, "truncated_IP", None))
 
 
 def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndarray, np.ndarray]:
@@ -38,101 +57,168 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     ``IPv4_min_header_size``, ``internally_truncated_header`` (options not
     captured), ``ip_hdr_len_zero``, ``invalid_IP_header_size`` (total length
     below the header length).
+
+    The payload layer holds every packet with 20 header bytes captured (a
+    bad one with ``NO_PROTOCOL``), in the order given, then the IPv6 ones.
     """
-    carried = layer
-    readable = layer.has(1)
-    version = np.full(len(layer), -1, dtype=np.int64)
-    version[readable] = u8(data, layer.start[readable]) >> 4
-    out.put("ip.version", layer.rows[readable], version[readable])
-    # Wireshark (packet-ip.c) and Zeek's IP analyzer both go by the version
-    # nibble: an IPv6 packet sent with the IPv4 EtherType is dissected as IPv6.
-    six = version == 6
-    whole = layer.has(MIN_HEADER_BYTES)
-    out.flag(layer.rows[~six & ~whole], "truncated_IP")
-    out.flag(layer.rows[~six & whole & (version != 4)], "unknown_ip_version")
-    layer = layer.take(version == 4)
-    header = (u8(data, layer.start) & 0x0F) * 4
-    out.put("ip.hdr_len", layer.rows, header)
-    # Header fields as far as they were captured, none of a header shorter
-    # than 20 bytes (a bogus header: Wireshark shows only version and length).
-    sane = header >= MIN_HEADER_BYTES
-    whole = sane & layer.has(MIN_HEADER_BYTES)
-    short = sane & ~whole
-    whole_rows, whole_start = layer.rows[whole], layer.start[whole]
-    for size, names in ((2, ("ip.dsfield",)), (4, ("ip.len",)), (6, ("ip.id",)),
-                        (8, ("ip.flags", "ip.flags.df", "ip.flags.mf", "ip.frag_offset")),
-                        (9, ("ip.ttl",)), (10, ("ip.proto",)), (12, ("ip.checksum",)),
-                        (16, ("ip.src",)), (20, ("ip.dst",))):
-        # Whole headers (nearly all) at once, cut ones as far as they were captured.
-        parts = [(whole_rows, whole_start)]
-        if short.any():
-            part = short & layer.has(size)
-            parts.append((layer.rows[part], layer.start[part]))
-        for rows, s in parts:
-            for name in names:
-                out.put(name, rows, _FIELDS[name](data, s))
-    layer = layer.take(layer.has(MIN_HEADER_BYTES))
-    rows, s = layer.rows, layer.start
-    header = (u8(data, s) & 0x0F) * 4
-    total = be16(data, s + 2)
-    flags_offset = be16(data, s + 6)
-    protocol = protocol_number = u8(data, s + 9)
-    out.put("ip_proto", rows, protocol)
-
-    usable = np.ones(len(layer), dtype=bool)
-    too_small = header < MIN_HEADER_BYTES
-    out.flag(rows[too_small], "IPv4_min_header_size")
-    usable &= ~too_small
-    options_cut = usable & ~layer.has(header)
-    out.flag(rows[options_cut], "internally_truncated_header")
-    usable &= ~options_cut
-    # TCP segmentation offload leaves a total length of 0: use what was captured (as Zeek does).
-    zero = usable & (total == 0)
-    out.flag(rows[zero], "ip_hdr_len_zero")
-    total = np.where(zero, layer.stated_end - s, total)
-    short_total = usable & (total < header)
-    out.flag(rows[short_total], "invalid_IP_header_size")
-    usable &= ~short_total
-    beyond = usable & (s + total > layer.stated_end)
-    out.flag(rows[beyond], "truncated_IP")
-
-    # A fragment's transport header belongs to the reassembled datagram, except as
-    # Wireshark (packet-ip.c) has it: a fragment is only reassembled when its whole
-    # payload was captured; a first fragment (offset 0) cut by the snaplen has its
-    # payload dissected as it stands (RFC 791 §2.3: the first fragment carries the
-    # transport header).
-    fragment = (flags_offset & 0x3FFF) != 0
-    first_cut = fragment & ((flags_offset & 0x1FFF) == 0) & ((total <= header) | (s + total > layer.end))
-    held_back = fragment & ~first_cut   # left to reassembly (``_ip.fragment`` still says fragment)
-    payload = layer.bound(total).advance(header)
-    protocol = np.where(usable & ~held_back, protocol, NO_PROTOCOL)
-    inner = payload.rows[usable]
-    out.put("_l4.start", inner, payload.start[usable])
-    out.put("_ip.version", rows, np.full(len(rows), 4, dtype=np.int64))
-    out.put("_ip.src4", rows, be32(data, s + 12))
-    out.put("_ip.dst4", rows, be32(data, s + 16))
-    out.put("_ip.len", rows, total)
-    out.put("_ip.proto", rows, protocol_number)
-    out.put("_ip.fragment", rows, fragment)
-    if six.any():
-        inner, inner_protocol, inner_first = ipv6.dissect(data, carried.take(six), out)
+    named = [out.column(name, np.int64) for name in _NAMED]
+    hidden = [out.column(name, np.int64) for name in _HIDDEN]
+    fragment, fragment_set = out.column("_ip.fragment", np.bool_)
+    (count, rows, start, end, stated_end, protocol, first_cut, six_count, six, bits, seen) = _dissect(
+        data, layer.rows, layer.start, layer.end, layer.stated_end,
+        tuple(c for c, _ in named), tuple(v for _, v in named),
+        tuple(c for c, _ in hidden), tuple(v for _, v in hidden), fragment, fragment_set)
+    out.flag_bits(layer.rows, bits, seen, _WEIRDS)
+    payload = Layer(rows[:count], start[:count], end[:count], stated_end[:count])
+    protocol, first_cut = protocol[:count], first_cut[:count]
+    if six_count:
+        # Wireshark (packet-ip.c) and Zeek's IP analyzer both go by the version
+        # nibble: an IPv6 packet sent with the IPv4 EtherType is dissected as IPv6.
+        carried = Layer(layer.rows[six[:six_count]], layer.start[six[:six_count]], layer.end[six[:six_count]],
+                        layer.stated_end[six[:six_count]])
+        inner, inner_protocol, inner_first = ipv6.dissect(data, carried, out)
         payload = concat_layers([payload, inner])
         protocol = np.concatenate([protocol, inner_protocol])
         first_cut = np.concatenate([first_cut, inner_first])
     return payload, protocol, first_cut
 
 
-_FIELDS = {
-    "ip.dsfield": lambda data, s: u8(data, s + 1),
-    "ip.len": lambda data, s: be16(data, s + 2),
-    "ip.id": lambda data, s: be16(data, s + 4),
-    "ip.flags": lambda data, s: be16(data, s + 6) >> 13,
-    "ip.flags.df": lambda data, s: (be16(data, s + 6) >> 14) & 1,
-    "ip.flags.mf": lambda data, s: (be16(data, s + 6) >> 13) & 1,
-    "ip.frag_offset": lambda data, s: be16(data, s + 6) & 0x1FFF,
-    "ip.ttl": lambda data, s: u8(data, s + 8),
-    "ip.proto": lambda data, s: u8(data, s + 9),
-    "ip.checksum": lambda data, s: be16(data, s + 10),
-    "ip.src": lambda data, s: be32(data, s + 12),
-    "ip.dst": lambda data, s: be32(data, s + 16),
-}
+@numba.njit(cache=True, nogil=True)
+def _put(column, valid, row, value):
+    """Write a cell that is still unset (the first occurrence wins).
+
+    Branch-free: numba compiles a conditional store in a called function
+    into a loop ten times slower.
+    """
+    column[row] = column[row] if valid[row] else value
+    valid[row] = True
+
+
+@numba.njit(cache=True, nogil=True)
+def _put_hidden(column, valid, row, value):
+    """Write a hidden cell (the last occurrence wins)."""
+    column[row] = value
+    valid[row] = True
+
+
+@numba.njit(cache=True, nogil=True)
+def _be(data, position, width):
+    value = np.int64(0)
+    for j in range(width):
+        value = (value << 8) | data[position + j]
+    return value
+
+
+@numba.njit(cache=True, nogil=True)
+def _dissect(data, rows, start, end, stated_end, named, named_set, hidden, hidden_set, fragment, fragment_set):
+    """One pass over the headers: fields, the payload layer, the IPv6 packets and weird bits."""
+    k = rows.shape[0]
+    out_rows = np.empty(k, np.int64)
+    out_start = np.empty(k, np.int64)
+    out_end = np.empty(k, np.int64)
+    out_stated = np.empty(k, np.int64)
+    out_protocol = np.empty(k, np.int64)
+    out_first_cut = np.empty(k, np.bool_)
+    six = np.empty(k, np.int64)
+    bits = np.zeros(k, np.uint8)
+    seen = 0
+    count = 0
+    six_count = 0
+    for i in range(k):
+        if i + PREFETCH_AHEAD < k:
+            prefetch(data, start[i + PREFETCH_AHEAD])
+        s, e, stated, row = start[i], end[i], stated_end[i], rows[i]
+        if s + 1 > e:
+            bits[i] = _TRUNCATED
+            seen |= _TRUNCATED
+            continue
+        version = np.int64(data[s]) >> 4
+        _put(named[_VERSION], named_set[_VERSION], row, version)
+        if version == 6:
+            six[six_count] = i
+            six_count += 1
+            continue
+        whole = s + MIN_HEADER_BYTES <= e
+        if not whole:
+            bits[i] |= _TRUNCATED
+        elif version != 4:
+            bits[i] |= _UNKNOWN_VERSION
+        seen |= bits[i]
+        if version != 4:
+            continue
+        header = (np.int64(data[s]) & 0x0F) * 4
+        _put(named[_HDR_LEN], named_set[_HDR_LEN], row, header)
+        # Header fields as far as they were captured, none of a header shorter
+        # than 20 bytes (a bogus header: Wireshark shows only version and length).
+        if header >= MIN_HEADER_BYTES:
+            if s + 2 <= e:
+                _put(named[_DSFIELD], named_set[_DSFIELD], row, np.int64(data[s + 1]))
+            if s + 4 <= e:
+                _put(named[_LEN], named_set[_LEN], row, _be(data, s + 2, 2))
+            if s + 6 <= e:
+                _put(named[_ID], named_set[_ID], row, _be(data, s + 4, 2))
+            if s + 8 <= e:
+                flags_offset = _be(data, s + 6, 2)
+                _put(named[_FLAGS], named_set[_FLAGS], row, flags_offset >> 13)
+                _put(named[_DF], named_set[_DF], row, (flags_offset >> 14) & 1)
+                _put(named[_MF], named_set[_MF], row, (flags_offset >> 13) & 1)
+                _put(named[_FRAG_OFFSET], named_set[_FRAG_OFFSET], row, flags_offset & 0x1FFF)
+            if s + 9 <= e:
+                _put(named[_TTL], named_set[_TTL], row, np.int64(data[s + 8]))
+            if s + 10 <= e:
+                _put(named[_PROTO], named_set[_PROTO], row, np.int64(data[s + 9]))
+            if s + 12 <= e:
+                _put(named[_CHECKSUM], named_set[_CHECKSUM], row, _be(data, s + 10, 2))
+            if s + 16 <= e:
+                _put(named[_SRC], named_set[_SRC], row, _be(data, s + 12, 4))
+            if whole:
+                _put(named[_DST], named_set[_DST], row, _be(data, s + 16, 4))
+        if not whole:
+            continue
+        total = _be(data, s + 2, 2)
+        flags_offset = _be(data, s + 6, 2)
+        protocol = np.int64(data[s + 9])
+        _put(named[_IP_PROTO], named_set[_IP_PROTO], row, protocol)
+        usable = True
+        if header < MIN_HEADER_BYTES:
+            bits[i] |= _MIN_HEADER
+            usable = False
+        elif s + header > e:
+            bits[i] |= _OPTIONS_CUT
+            usable = False
+        if usable and total == 0:
+            # TCP segmentation offload leaves a total length of 0: use what was captured (as Zeek does).
+            bits[i] |= _LEN_ZERO
+            total = stated - s
+        if usable and total < header:
+            bits[i] |= _SHORT_TOTAL
+            usable = False
+        if usable and s + total > stated:
+            bits[i] |= _BEYOND
+        seen |= bits[i]
+        # A fragment's transport header belongs to the reassembled datagram, except as
+        # Wireshark (packet-ip.c) has it: a fragment is only reassembled when its whole
+        # payload was captured; a first fragment (offset 0) cut by the snaplen has its
+        # payload dissected as it stands (RFC 791 §2.3: the first fragment carries the
+        # transport header).
+        is_fragment = (flags_offset & 0x3FFF) != 0
+        first_cut = is_fragment and (flags_offset & 0x1FFF) == 0 and (total <= header or s + total > e)
+        held_back = is_fragment and not first_cut   # left to reassembly (``_ip.fragment`` still says fragment)
+        stop = s + total
+        out_rows[count] = row
+        out_start[count] = s + header
+        out_end[count] = min(e, stop)
+        out_stated[count] = min(stated, stop)
+        out_protocol[count] = protocol if usable and not held_back else NO_PROTOCOL
+        out_first_cut[count] = first_cut
+        count += 1
+        if usable:
+            _put_hidden(hidden[_L4_START], hidden_set[_L4_START], row, s + header)
+        _put_hidden(hidden[_H_VERSION], hidden_set[_H_VERSION], row, 4)
+        _put_hidden(hidden[_H_SRC], hidden_set[_H_SRC], row, _be(data, s + 12, 4))
+        _put_hidden(hidden[_H_DST], hidden_set[_H_DST], row, _be(data, s + 16, 4))
+        _put_hidden(hidden[_H_LEN], hidden_set[_H_LEN], row, total)
+        _put_hidden(hidden[_H_PROTO], hidden_set[_H_PROTO], row, protocol)
+        _put_hidden(fragment, fragment_set, row, is_fragment)
+    return (count, out_rows, out_start, out_end, out_stated, out_protocol, out_first_cut, six_count, six,
+            bits, seen)

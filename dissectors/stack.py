@@ -11,6 +11,7 @@ step runs once per group of packets, never once per packet.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from captures.batch import PacketBatch
@@ -40,6 +41,21 @@ IP_PROTOCOL_ETHERTYPE = {IPPROTO_IPIP: ETHERTYPE_IPV4, IPPROTO_IPV6: ETHERTYPE_I
 MPLS_ETHERTYPE = {mpls.PAYLOAD_IPV4: ETHERTYPE_IPV4, mpls.PAYLOAD_IPV6: ETHERTYPE_IPV6,
                   mpls.PAYLOAD_ETHERNET: ETHERTYPE_ETHERNET}
 
+# Dispatch tables: which key goes to which group, groups in the order they are dissected.
+_NETWORK_KEYS = np.array([ETHERTYPE_ETHERNET, *ETHERTYPE_VLAN, *ETHERTYPE_MPLS, ETHERTYPE_PPPOE_SESSION,
+                          ETHERTYPE_MACSEC, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_SNIFF_IP], dtype=np.int64)
+_ETHERNET, _VLAN, _MPLS, _PPPOE, _MACSEC, _IPV4, _IPV6, _SNIFF = range(8)
+_NETWORK_GROUPS = np.array([_ETHERNET, *[_VLAN] * len(ETHERTYPE_VLAN), *[_MPLS] * len(ETHERTYPE_MPLS), _PPPOE,
+                            _MACSEC, _IPV4, _IPV6, _SNIFF], dtype=np.int64)
+_TRANSPORT_KEYS = np.array([IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_IPV6,
+                            IPPROTO_GRE], dtype=np.int64)
+_TCP, _UDP, _ICMP, _ICMPV6, _IPIP, _IPV6_IN_IP, _GRE = range(7)
+_TRANSPORT_GROUPS = np.arange(len(_TRANSPORT_KEYS), dtype=np.int64)
+# UDP tunnels by port, in the order they are followed (a datagram may match several).
+_TUNNEL_PORTS = np.array([vxlan.UDP_PORT, geneve.UDP_PORT, teredo.UDP_PORT, ayiya.UDP_PORT, gtp.UDP_PORT],
+                         dtype=np.int64)
+_VXLAN, _GENEVE, _TEREDO, _AYIYA, _GTP = range(len(_TUNNEL_PORTS))
+
 # Tunnels stacked deeper than this are not followed (Zeek: Tunnel::max_depth = 2;
 # we go further, as Wireshark does, but stop a crafted packet from recursing forever).
 MAX_DEPTH = 16
@@ -65,18 +81,89 @@ def dissect(batch: PacketBatch) -> Fields:
     n = len(batch)
     out = Fields(n)
     rows = np.arange(n, dtype=np.int64)
-    out.put("frame.number", rows, rows + batch.first_number)
-    out.put("frame.time_epoch", rows, batch.ts_ns)
-    out.put("frame.len", rows, batch.wire_len)
-    out.put("frame.cap_len", rows, batch.cap_len)
-    out.put("frame.interface_id", rows, batch.interface_id.astype(np.int64))
+    out.fill("frame.number", rows + batch.first_number)
+    out.fill("frame.time_epoch", batch.ts_ns)
+    out.fill("frame.len", batch.wire_len)
+    out.fill("frame.cap_len", batch.cap_len)
+    out.fill("frame.interface_id", batch.interface_id.astype(np.int64))
     end = batch.offset + batch.cap_len
     # A record claiming fewer bytes on the wire than captured is taken at its captured size.
     frames = Layer(rows, batch.offset, end, np.maximum(end, batch.offset + batch.wire_len))
     link_types = batch.link_type
-    for link_type in np.unique(link_types):
-        _link(batch.data, frames.take(link_types == link_type), int(link_type), out)
+    if n and (link_types == link_types[0]).all():
+        # One link type (nearly every file): no need to sort the frames by it.
+        _link(batch.data, frames, int(link_types[0]), out)
+    else:
+        for link_type in np.unique(link_types):
+            _link(batch.data, frames.take(link_types == link_type), int(link_type), out)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _split(keys, table_keys, table_groups, groups, rows, start, end, stated_end, extra):
+    """Rows per group (a key's group: its entry's in ``table_groups``; ``groups`` if in none), and,
+    unless one group has every row, the rows (and ``extra``) in group order, each group in its
+    original order, with the index where each group starts."""
+    k = keys.shape[0]
+    code = np.empty(k, np.int64)
+    counts = np.zeros(groups + 1, np.int64)
+    for i in range(k):
+        key = keys[i]
+        group = groups
+        for j in range(table_keys.shape[0]):
+            if key == table_keys[j]:
+                group = table_groups[j]
+                break
+        code[i] = group
+        counts[group] += 1
+    first = np.zeros(groups + 2, np.int64)
+    gathered = False
+    for group in range(groups + 1):
+        first[group + 1] = first[group] + counts[group]
+        gathered |= 0 < counts[group] < k
+    size = k if gathered else 0
+    out_rows = np.empty(size, np.int64)
+    out_start = np.empty(size, np.int64)
+    out_end = np.empty(size, np.int64)
+    out_stated = np.empty(size, np.int64)
+    out_extra = np.empty(extra.shape[0] if gathered else 0, extra.dtype)
+    if gathered:
+        at = np.empty(groups + 1, np.int64)
+        for group in range(groups + 1):
+            at[group] = first[group]
+        for i in range(k):
+            j = at[code[i]]
+            at[code[i]] = j + 1
+            out_rows[j] = rows[i]
+            out_start[j] = start[i]
+            out_end[j] = end[i]
+            out_stated[j] = stated_end[i]
+            if extra.shape[0]:
+                out_extra[j] = extra[i]
+    return counts, gathered, first, out_rows, out_start, out_end, out_stated, out_extra
+
+
+def _groups(layer: Layer, keys: np.ndarray, table_keys: np.ndarray, table_groups: np.ndarray, groups: int,
+            extra: np.ndarray | None = None) -> list[tuple[Layer, np.ndarray | None] | None]:
+    """Split ``layer`` by ``keys`` (``int64[k]``): per group, its sub-layer and ``extra`` (or ``None``: no rows).
+
+    Like ``layer.take(key in group)`` for each group, in one pass.
+    """
+    counts, gathered, first, rows, start, end, stated_end, moved = _split(
+        keys, table_keys, table_groups, groups, layer.rows, layer.start, layer.end, layer.stated_end,
+        np.zeros(0, np.bool_) if extra is None else extra)
+    if not gathered:
+        # Every row in one group (the usual case), or none: that group is the layer itself.
+        return [(layer, extra) if count else None for count in counts[:groups]]
+    result = []
+    for group in range(groups):
+        if not counts[group]:
+            result.append(None)
+            continue
+        part = slice(first[group], first[group + 1])
+        result.append((Layer(rows[part], start[part], end[part], stated_end[part]),
+                       None if extra is None else moved[part]))
+    return result
 
 
 def _link(data: np.ndarray, layer: Layer, link_type: int, out: Fields) -> None:
@@ -123,8 +210,9 @@ def _network(data: np.ndarray, layer: Layer, ethertype: np.ndarray, out: Fields,
     if depth > MAX_DEPTH:
         out.flag(layer.rows, "exceeded_tunnel_max_depth")
         return
-    sniff = ethertype == ETHERTYPE_SNIFF_IP
-    if sniff.any():
+    groups = _groups(layer, ethertype, _NETWORK_KEYS, _NETWORK_GROUPS, _SNIFF + 1)
+    if groups[_SNIFF] is not None:
+        sniff = ethertype == ETHERTYPE_SNIFF_IP
         ethertype = ethertype.copy()
         seen = sniff & layer.has(1)
         nibble = np.full(len(layer), -1, dtype=np.int64)
@@ -133,20 +221,20 @@ def _network(data: np.ndarray, layer: Layer, ethertype: np.ndarray, out: Fields,
         ethertype[sniff & (nibble == 6)] = ETHERTYPE_IPV6
         out.flag(layer.rows[sniff & ~seen], "truncated_IP")
         out.flag(layer.rows[sniff & seen & (nibble != 4) & (nibble != 6)], "unknown_ip_version")
-    for match, step in (
-        (ethertype == ETHERTYPE_ETHERNET, lambda sub: ethernet.dissect(data, sub, out)),
-        (np.isin(ethertype, ETHERTYPE_VLAN), lambda sub: vlan.dissect(data, sub, out)),
-        (np.isin(ethertype, ETHERTYPE_MPLS), lambda sub: _mpls(data, sub, out)),
-        (ethertype == ETHERTYPE_PPPOE_SESSION, lambda sub: pppoe.dissect(data, sub, out)),
-        (ethertype == ETHERTYPE_MACSEC, lambda sub: macsec.dissect(data, sub, out)),
+        groups = _groups(layer, ethertype, _NETWORK_KEYS, _NETWORK_GROUPS, _SNIFF + 1)
+    for group, step in (
+        (_ETHERNET, lambda sub: ethernet.dissect(data, sub, out)),
+        (_VLAN, lambda sub: vlan.dissect(data, sub, out)),
+        (_MPLS, lambda sub: _mpls(data, sub, out)),
+        (_PPPOE, lambda sub: pppoe.dissect(data, sub, out)),
+        (_MACSEC, lambda sub: macsec.dissect(data, sub, out)),
     ):
-        if match.any():
-            inner, inner_type = step(layer.take(match))
+        if groups[group] is not None:
+            inner, inner_type = step(groups[group][0])
             _network(data, inner, inner_type, out, depth + 1)
-    for version, module in ((4, ipv4), (6, ipv6)):
-        match = ethertype == (ETHERTYPE_IPV4 if version == 4 else ETHERTYPE_IPV6)
-        if match.any():
-            payload, protocol, first_fragment = module.dissect(data, layer.take(match), out)
+    for group, module in ((_IPV4, ipv4), (_IPV6, ipv6)):
+        if groups[group] is not None:
+            payload, protocol, first_fragment = module.dissect(data, groups[group][0], out)
             _transport(data, payload, protocol, out, first_fragment, depth)
 
 
@@ -167,27 +255,25 @@ def _transport(data: np.ndarray, layer: Layer, protocol: np.ndarray, out: Fields
     """
     if not len(layer):
         return
-    match = protocol == IPPROTO_TCP
-    if match.any():
-        tcp.dissect(data, layer.take(match), out, first_fragment[match], quoted=out.quoted)
-    match = protocol == IPPROTO_UDP
-    if match.any():
-        payload, source, destination = udp.dissect(data, layer.take(match), out)
+    groups = _groups(layer, protocol, _TRANSPORT_KEYS, _TRANSPORT_GROUPS, len(_TRANSPORT_KEYS),
+                     extra=first_fragment)
+    if groups[_TCP] is not None:
+        sub, first = groups[_TCP]
+        tcp.dissect(data, sub, out, first, quoted=out.quoted)
+    if groups[_UDP] is not None:
+        payload, source, destination = udp.dissect(data, groups[_UDP][0], out)
         _udp_tunnels(data, payload, source, destination, out, depth)
-    for number, icmp_version, quoted_type in ((IPPROTO_ICMP, 4, ETHERTYPE_IPV4),
-                                              (IPPROTO_ICMPV6, 6, ETHERTYPE_IPV6)):
-        match = protocol == number
-        if match.any():
-            quoted = icmp.dissect(data, layer.take(match), out, icmp_version)
+    for group, quoted_type in ((_ICMP, ETHERTYPE_IPV4), (_ICMPV6, ETHERTYPE_IPV6)):
+        if groups[group] is not None:
+            quoted = icmp.dissect(data, groups[group][0], out, 4 if group == _ICMP else 6)
             # The quoted datagram is usually cut short: dissect it without weirds.
             _network(data, quoted, np.full(len(quoted), quoted_type), out.quiet(), depth + 1)
-    for number, ethertype in IP_PROTOCOL_ETHERTYPE.items():
-        match = protocol == number
-        if match.any():
-            _network(data, layer.take(match), np.full(int(match.sum()), ethertype), out, depth + 1)
-    match = protocol == IPPROTO_GRE
-    if match.any():
-        inner, inner_type = gre.dissect(data, layer.take(match), out)
+    for group, ethertype in ((_IPIP, ETHERTYPE_IPV4), (_IPV6_IN_IP, ETHERTYPE_IPV6)):
+        if groups[group] is not None:
+            sub = groups[group][0]
+            _network(data, sub, np.full(len(sub), ethertype), out, depth + 1)
+    if groups[_GRE] is not None:
+        inner, inner_type = gre.dissect(data, groups[_GRE][0], out)
         _network(data, inner, inner_type, out, depth + 1)
 
 
@@ -196,30 +282,35 @@ def _udp_tunnels(data: np.ndarray, layer: Layer, source: np.ndarray, destination
     """Follow UDP tunnels recognised by port, as Wireshark's default port table does."""
     if not len(layer):
         return
+    tunnelled = np.isin(source, _TUNNEL_PORTS) | np.isin(destination, _TUNNEL_PORTS)
+    if not tunnelled.any():
+        return
 
-    def on(port: int) -> np.ndarray:
-        return (source == port) | (destination == port)
+    def on(tunnel: int) -> np.ndarray | None:
+        port = _TUNNEL_PORTS[tunnel]
+        match = tunnelled & ((source == port) | (destination == port))
+        return match if match.any() else None
 
-    match = on(vxlan.UDP_PORT)
-    if match.any():
+    match = on(_VXLAN)
+    if match is not None:
         inner = vxlan.dissect(data, layer.take(match), out)
         _network(data, inner, np.full(len(inner), ETHERTYPE_ETHERNET), out, depth + 1)
-    match = on(geneve.UDP_PORT)
-    if match.any():
+    match = on(_GENEVE)
+    if match is not None:
         inner, inner_type = geneve.dissect(data, layer.take(match), out)
         _network(data, inner, inner_type, out, depth + 1)
-    match = on(teredo.UDP_PORT)
-    if match.any():
+    match = on(_TEREDO)
+    if match is not None:
         inner = teredo.dissect(data, layer.take(match), out)
         _network(data, inner, np.full(len(inner), ETHERTYPE_IPV6), out, depth + 1)
-    match = on(ayiya.UDP_PORT)
-    if match.any():
+    match = on(_AYIYA)
+    if match is not None:
         inner, protocol = ayiya.dissect(data, layer.take(match), out)
         ethertype = np.full(len(inner), -1, dtype=np.int64)
         for number, value in IP_PROTOCOL_ETHERTYPE.items():
             ethertype[protocol == number] = value
         _network(data, inner, ethertype, out, depth + 1)
-    match = on(gtp.UDP_PORT)
-    if match.any():
+    match = on(_GTP)
+    if match is not None:
         inner = gtp.dissect(data, layer.take(match), out)
         _network(data, inner, np.full(len(inner), ETHERTYPE_SNIFF_IP), out, depth + 1)

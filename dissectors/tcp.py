@@ -15,12 +15,31 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .transport import header_present
-from .wire import Fields, Layer, be16, be32, u8
+from .wire import PREFETCH_AHEAD, Fields, Layer, prefetch
 
 MIN_HEADER_BYTES = 20
 MAX_OPTION_BYTES = 40
 EOL, NOP, MSS, WINDOW_SCALE, SACK_PERMITTED, TIMESTAMPS = 0, 1, 2, 3, 4, 8
+
+# The columns, in the order they are created; the compiled loop refers to them by index.
+_NAMED = ("tcp.srcport", "tcp.dstport", "tcp.seq_raw", "tcp.hdr_len", "tcp.ack_raw", "tcp.flags", "tcp.len",
+          "tcp.window_size_value", "tcp.checksum", "tcp.urgent_pointer")
+_SRCPORT, _DSTPORT, _SEQ, _HDR_LEN, _ACK, _FLAGS, _LEN, _WINDOW, _CHECKSUM, _URGENT = range(len(_NAMED))
+_NOT_QUOTED = ("tcp.seq_raw", "tcp.len")   # not filled in the datagram quoted by an ICMP error
+# Hidden columns (the innermost packet: the last occurrence wins), for connection tracking.
+_HIDDEN = ("_l4.srcport", "_l4.dstport", "_tcp.seq", "_tcp.ack", "_tcp.flags", "_tcp.window", "_tcp.len")
+_PAYLOAD = ("_payload.start", "_payload.end")
+_H_SRCPORT, _H_DSTPORT, _H_SEQ, _H_ACK, _H_FLAGS, _H_WINDOW, _H_LEN, _H_START, _H_END = range(
+    len(_HIDDEN) + len(_PAYLOAD))
+# Options: the first occurrence in a header wins; a column exists once a header has the option.
+_OPTIONS = ("tcp.options.mss_val", "tcp.options.wscale.shift", "tcp.options.timestamp.tsval",
+            "tcp.options.timestamp.tsecr", "tcp.options.sack_perm")
+_O_MSS, _O_WSCALE, _O_TSVAL, _O_TSECR, _O_SACK = range(len(_OPTIONS))
+
+# Weird bits of the compiled loop, in the order the weirds are recorded.
+_TRUNCATED, _CUT, _BAD_LENGTH, _OPTIONS_CUT = 1, 2, 4, 8
+_WEIRDS = ((_TRUNCATED, "truncated_header", None), (_CUT, "internally_truncated_header", None),
+           (_BAD_LENGTH, "bad_TCP_header_len", None), (_OPTIONS_CUT, "internally_truncated_header", None))
 
 
 def dissect(data: np.ndarray, layer: Layer, out: Fields, first_fragment: np.ndarray | None = None,
@@ -37,104 +56,162 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields, first_fragment: np.ndar
     see :func:`dissectors.ipv4.dissect`) and in the datagram ``quoted`` by an
     ICMP error (RFC 792), which also gets no ``tcp.seq_raw``; ``tcp.ack_raw``
     and ``tcp.flags`` need a data offset of at least 5.  Weirds (Zeek's
-    names): ``truncated_header``, ``internally_truncated_header`` (header or
-    options not captured), ``bad_TCP_header_len`` (data offset below 5 or
-    beyond the segment).
+    names): ``truncated_header`` (Zeek's rule: the stated segment is shorter
+    than 20 bytes), ``internally_truncated_header`` (header or options not
+    captured), ``bad_TCP_header_len`` (data offset below 5 or beyond the
+    segment).  Options (RFC 9293 §3.1): kind, length, value; EOL ends, NOP
+    is one byte; a length below 2 or past the header ends the walk
+    (Wireshark: malformed option); the first occurrence of an option in a
+    header wins.
     """
-    for size, name, offset, read in ((4, "tcp.srcport", 0, be16), (4, "tcp.dstport", 2, be16),
-                                     (8, "tcp.seq_raw", 4, be32)):
-        if not (quoted and name == "tcp.seq_raw"):
-            part = layer.has(size)
-            out.put(name, layer.rows[part], read(data, layer.start[part] + offset))
-    offset_known = layer.has(14)
-    known = layer.take(offset_known)
-    header = (u8(data, known.start + 12) >> 4) * 4
-    out.put("tcp.hdr_len", known.rows, header)
-    sane = header >= MIN_HEADER_BYTES
-    out.put("tcp.ack_raw", known.rows[sane], be32(data, known.start[sane] + 8))
-    out.put("tcp.flags", known.rows[sane], be16(data, known.start[sane] + 12) & 0x0FFF)
-    if not quoted:
-        segment = known.stated_end - known.start
-        with_length = segment >= header
-        if first_fragment is not None:
-            with_length &= ~first_fragment[offset_known]
-        out.put("tcp.len", known.rows[with_length], (segment - header)[with_length])
-    layer = layer.take(header_present(layer, MIN_HEADER_BYTES, out))
-    rows, s = layer.rows, layer.start
-    header = (u8(data, s + 12) >> 4) * 4
-    out.put("tcp.window_size_value", rows, be16(data, s + 14))
-    out.put("tcp.checksum", rows, be16(data, s + 16))
-    out.put("tcp.urgent_pointer", rows, be16(data, s + 18))
-    bogus = (header < MIN_HEADER_BYTES) | (s + header > layer.stated_end)
-    out.flag(rows[bogus], "bad_TCP_header_len")
-    layer, header = layer.take(~bogus), header[~bogus]
-    # Innermost copies for connection tracking (hidden: the last occurrence wins).
-    s = layer.start
-    for name, value in (("_l4.srcport", be16(data, s)), ("_l4.dstport", be16(data, s + 2)),
-                        ("_tcp.seq", be32(data, s + 4)), ("_tcp.ack", be32(data, s + 8)),
-                        ("_tcp.flags", be16(data, s + 12) & 0x0FFF), ("_tcp.window", be16(data, s + 14)),
-                        ("_tcp.len", layer.stated_end - s - header)):
-        out.put(name, layer.rows, value)
-    captured = layer.has(header)
-    out.flag(layer.rows[~captured], "internally_truncated_header")
-    layer, header = layer.take(captured), header[captured]
-    _options(data, layer.take(header > MIN_HEADER_BYTES), header[header > MIN_HEADER_BYTES], out)
-    payload = layer.advance(header)
-    out.put("_payload.start", payload.rows, payload.start)
-    out.put("_payload.end", payload.rows, payload.end)
-    return payload
-
-
-def _options(data: np.ndarray, layer: Layer, header: np.ndarray, out: Fields) -> None:
-    """Walk the option lists (RFC 9293 §3.1): kind, length, value; EOL ends, NOP is one byte.
-
-    A length below 2 or past the header ends the walk (Wireshark: malformed
-    option).  The first occurrence of an option in a header wins.
-    """
-    found, values = _walk_options(data, layer.start + MIN_HEADER_BYTES, layer.start + header)
-    for column, name in enumerate(("tcp.options.mss_val", "tcp.options.wscale.shift",
-                                   "tcp.options.timestamp.tsval", "tcp.options.timestamp.tsecr")):
-        present = found[:, column]
-        if present.any():
-            out.put(name, layer.rows[present], values[present, column])
-    sack = found[:, 4]
-    if sack.any():
-        out.put("tcp.options.sack_perm", layer.rows[sack], np.ones(int(sack.sum()), dtype=bool))
+    unused = (np.zeros(0, np.int64), np.zeros(0, np.bool_))
+    named = [unused if quoted and name in _NOT_QUOTED else out.column(name, np.int64) for name in _NAMED]
+    new_payload_columns = [name for name in _PAYLOAD if name not in out.values]
+    hidden = [out.column(name, np.int64) for name in _HIDDEN + _PAYLOAD]
+    if first_fragment is None:
+        first_fragment = np.zeros(len(layer), dtype=bool)
+    (count, rows, start, end, stated_end, option_rows, option_values, option_counts, bits, seen) = _dissect(
+        data, layer.rows, layer.start, layer.end, layer.stated_end, first_fragment, quoted,
+        tuple(c for c, _ in named), tuple(v for _, v in named),
+        tuple(c for c, _ in hidden), tuple(v for _, v in hidden))
+    out.flag_bits(layer.rows, bits, seen, _WEIRDS)
+    for option, name in enumerate(_OPTIONS):
+        found = option_counts[option]
+        if found:
+            values = option_values[option, :found]
+            out.put(name, option_rows[option, :found], values.astype(bool) if option == _O_SACK else values)
+    # The payload offsets were written above, but their columns come after the options' (creation order).
+    out.move_to_end(new_payload_columns)
+    return Layer(rows[:count], start[:count], end[:count], stated_end[:count])
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk_options(data, start, stop):
-    """Per header: found ``bool[k, 5]`` and values ``int64[k, 4]`` (MSS, window scale, TSval, TSecr; SACK-permitted)."""
-    k = start.shape[0]
-    found = np.zeros((k, 5), dtype=np.bool_)
-    values = np.zeros((k, 4), dtype=np.int64)
+def _put(column, valid, row, value):
+    """Write a cell that is still unset (the first occurrence wins).
+
+    Branch-free: numba compiles a conditional store in a called function
+    into a loop ten times slower.
+    """
+    column[row] = column[row] if valid[row] else value
+    valid[row] = True
+
+
+@numba.njit(cache=True, nogil=True)
+def _put_hidden(column, valid, row, value):
+    """Write a hidden cell (the last occurrence wins)."""
+    column[row] = value
+    valid[row] = True
+
+
+@numba.njit(cache=True, nogil=True)
+def _be(data, position, width):
+    value = np.int64(0)
+    for j in range(width):
+        value = (value << 8) | data[position + j]
+    return value
+
+
+@numba.njit(cache=True, nogil=True)
+def _dissect(data, rows, start, end, stated_end, first_fragment, quoted, named, named_set, hidden, hidden_set):
+    """One pass over the headers: fields, options found, the payload layer and weird bits."""
+    k = rows.shape[0]
+    out_rows = np.empty(k, np.int64)
+    out_start = np.empty(k, np.int64)
+    out_end = np.empty(k, np.int64)
+    out_stated = np.empty(k, np.int64)
+    option_rows = np.empty((len(_OPTIONS), k), np.int64)
+    option_values = np.empty((len(_OPTIONS), k), np.int64)
+    option_counts = np.zeros(len(_OPTIONS), np.int64)
+    bits = np.zeros(k, np.uint8)
+    seen = 0
+    count = 0
     for i in range(k):
-        position, end = start[i], stop[i]
-        while position < end:
-            kind = data[position]
-            if kind == NOP:
-                position += 1
-                continue
-            if kind == EOL or position + 1 >= end:
-                break
-            length = np.int64(data[position + 1])
-            if length < 2 or position + length > end:
-                break
-            if kind == MSS and length == 4 and not found[i, 0]:
-                found[i, 0] = True
-                values[i, 0] = (np.int64(data[position + 2]) << 8) | data[position + 3]
-            elif kind == WINDOW_SCALE and length == 3 and not found[i, 1]:
-                found[i, 1] = True
-                values[i, 1] = data[position + 2]
-            elif kind == TIMESTAMPS and length == 10 and not found[i, 2]:
-                found[i, 2] = found[i, 3] = True
-                tsval = np.int64(0)
-                tsecr = np.int64(0)
-                for j in range(4):
-                    tsval = (tsval << 8) | data[position + 2 + j]
-                    tsecr = (tsecr << 8) | data[position + 6 + j]
-                values[i, 2], values[i, 3] = tsval, tsecr
-            elif kind == SACK_PERMITTED:
-                found[i, 4] = True
-            position += length
-    return found, values
+        if i + PREFETCH_AHEAD < k:
+            prefetch(data, start[i + PREFETCH_AHEAD])
+        s, e, stated, row = start[i], end[i], stated_end[i], rows[i]
+        if s + 4 <= e:
+            _put(named[_SRCPORT], named_set[_SRCPORT], row, _be(data, s, 2))
+            _put(named[_DSTPORT], named_set[_DSTPORT], row, _be(data, s + 2, 2))
+        if s + 8 <= e and not quoted:
+            _put(named[_SEQ], named_set[_SEQ], row, _be(data, s + 4, 4))
+        if s + 14 <= e:
+            header = (np.int64(data[s + 12]) >> 4) * 4
+            _put(named[_HDR_LEN], named_set[_HDR_LEN], row, header)
+            if header >= MIN_HEADER_BYTES:
+                _put(named[_ACK], named_set[_ACK], row, _be(data, s + 8, 4))
+                _put(named[_FLAGS], named_set[_FLAGS], row, _be(data, s + 12, 2) & 0x0FFF)
+            segment = stated - s
+            if not quoted and segment >= header and not first_fragment[i]:
+                _put(named[_LEN], named_set[_LEN], row, segment - header)
+        # Zeek's rule (src/packet_analysis/protocol/ip/IPBasedAnalyzer.cc, CheckHeaderTrunc).
+        if s + MIN_HEADER_BYTES > e:
+            bits[i] = _TRUNCATED if s + MIN_HEADER_BYTES > stated else _CUT
+            seen |= bits[i]
+            continue
+        _put(named[_WINDOW], named_set[_WINDOW], row, _be(data, s + 14, 2))
+        _put(named[_CHECKSUM], named_set[_CHECKSUM], row, _be(data, s + 16, 2))
+        _put(named[_URGENT], named_set[_URGENT], row, _be(data, s + 18, 2))
+        if header < MIN_HEADER_BYTES or s + header > stated:
+            bits[i] = _BAD_LENGTH
+            seen |= _BAD_LENGTH
+            continue
+        # Innermost copies for connection tracking (hidden: the last occurrence wins).
+        _put_hidden(hidden[_H_SRCPORT], hidden_set[_H_SRCPORT], row, _be(data, s, 2))
+        _put_hidden(hidden[_H_DSTPORT], hidden_set[_H_DSTPORT], row, _be(data, s + 2, 2))
+        _put_hidden(hidden[_H_SEQ], hidden_set[_H_SEQ], row, _be(data, s + 4, 4))
+        _put_hidden(hidden[_H_ACK], hidden_set[_H_ACK], row, _be(data, s + 8, 4))
+        _put_hidden(hidden[_H_FLAGS], hidden_set[_H_FLAGS], row, _be(data, s + 12, 2) & 0x0FFF)
+        _put_hidden(hidden[_H_WINDOW], hidden_set[_H_WINDOW], row, _be(data, s + 14, 2))
+        _put_hidden(hidden[_H_LEN], hidden_set[_H_LEN], row, stated - s - header)
+        if s + header > e:
+            bits[i] = _OPTIONS_CUT
+            seen |= _OPTIONS_CUT
+            continue
+        if header > MIN_HEADER_BYTES:
+            _walk_options(data, s + MIN_HEADER_BYTES, s + header, row, option_rows, option_values, option_counts)
+        _put_hidden(hidden[_H_START], hidden_set[_H_START], row, s + header)
+        _put_hidden(hidden[_H_END], hidden_set[_H_END], row, e)
+        out_rows[count] = row
+        out_start[count] = s + header
+        out_end[count] = e
+        out_stated[count] = stated
+        count += 1
+    return count, out_rows, out_start, out_end, out_stated, option_rows, option_values, option_counts, bits, seen
+
+
+@numba.njit(cache=True, nogil=True)
+def _found(option, row, value, option_rows, option_values, option_counts):
+    j = option_counts[option]
+    option_rows[option, j] = row
+    option_values[option, j] = value
+    option_counts[option] = j + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_options(data, position, end, row, option_rows, option_values, option_counts):
+    """Walk one option list; appends ``(row, value)`` to the options found (first of each kind)."""
+    mss = window_scale = timestamps = sack = False
+    while position < end:
+        kind = data[position]
+        if kind == NOP:
+            position += 1
+            continue
+        if kind == EOL or position + 1 >= end:
+            break
+        length = np.int64(data[position + 1])
+        if length < 2 or position + length > end:
+            break
+        if kind == MSS and length == 4 and not mss:
+            mss = True
+            _found(_O_MSS, row, _be(data, position + 2, 2), option_rows, option_values, option_counts)
+        elif kind == WINDOW_SCALE and length == 3 and not window_scale:
+            window_scale = True
+            _found(_O_WSCALE, row, np.int64(data[position + 2]), option_rows, option_values, option_counts)
+        elif kind == TIMESTAMPS and length == 10 and not timestamps:
+            timestamps = True
+            _found(_O_TSVAL, row, _be(data, position + 2, 4), option_rows, option_values, option_counts)
+            _found(_O_TSECR, row, _be(data, position + 6, 4), option_rows, option_values, option_counts)
+        elif kind == SACK_PERMITTED and not sack:
+            sack = True
+            _found(_O_SACK, row, 1, option_rows, option_values, option_counts)
+        position += length

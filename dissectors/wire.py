@@ -2,14 +2,18 @@
 
 A dissector works on a :class:`Layer`: the packets of a batch that carry one
 protocol, with the offset where that protocol's header starts and the offset
-one past the packet's last captured byte.  Every read goes through the helpers
-below, and a dissector calls :meth:`Layer.has` before reading, so nothing is
-ever read past the captured bytes (the dnspython idea of a bounds-checked
-reader, applied to whole columns at once).
+one past the packet's last captured byte.  Nothing is ever read past the
+captured bytes (the dnspython idea of a bounds-checked reader, applied to
+whole columns at once): the column readers below are used after
+:meth:`Layer.has`, and the compiled per-protocol loops (Ethernet, VLAN,
+IPv4, IPv6, TCP, UDP: one pass over a layer's packets per header) compare
+each offset with the packet's end before they read it.
 
 Results go to a :class:`Fields` collector: one array per column with a
 validity mask (unset cells become nulls in pandas), and ``weird`` rows for
-anomalies, named as Zeek names them.
+anomalies, named as Zeek names them.  The compiled loops write their
+columns in place (:meth:`Fields.column`) and mark weirds as bits
+(:meth:`Fields.flag_bits`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 
 class Layer(NamedTuple):
@@ -79,10 +87,46 @@ def concat_layers(layers: list[Layer]) -> Layer:
     return Layer(*(np.concatenate([layer[i] for layer in layers]) for i in range(len(Layer._fields))))
 
 
+@intrinsic
+def prefetch(typingctx, array, index):
+    """``prefetch(array, i)`` in a compiled loop: ask the CPU to load the cache line of ``array[i]``.
+
+    Only a hint (LLVM's ``llvm.prefetch``, for reading, high locality): it
+    never faults and changes no result, so no bounds check is needed.  The
+    compiled dissectors call it for the header of the packet a few rows
+    ahead, whose bytes are usually not in the cache (a batch's frames span
+    megabytes), so that the loads of several packets overlap.  (numba's
+    on-disk cache of a caller does not notice a change here; none is
+    needed for correctness.)
+    """
+    if not isinstance(array, types.Array) or not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        byte_pointer = ir.IntType(8).as_pointer()
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        address = builder.gep(builder.bitcast(data, byte_pointer),
+                              [builder.mul(index, context.get_constant(types.intp, array.dtype.bitwidth // 8))])
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer] + [ir.IntType(32)] * 3), "llvm.prefetch.p0i8")
+        read, high_locality, data_cache = (ir.Constant(ir.IntType(32), value) for value in (0, 3, 1))
+        builder.call(function, [address, read, high_locality, data_cache])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+#: Rows ahead whose header the compiled dissectors prefetch (about the cache misses a core overlaps).
+PREFETCH_AHEAD = 12
+
+
 # The readers below are numba loops: one pass over the positions, no
 # temporaries, an int64 result.  (numpy needs a gather per byte, a cast and a
-# shift/or per byte; these are 2-4 times faster and the dissectors spend most
-# of their time here.)
+# shift/or per byte; these are 2-4 times faster.)  The dissectors of the
+# common headers do not use them: a compiled loop per header reads all its
+# fields at once, which touches each packet's bytes once instead of once per
+# field.
 
 
 @numba.njit(cache=True, nogil=True)
@@ -214,10 +258,61 @@ class Fields:
         column[rows] = values
         valid[rows] = True
 
+    def fill(self, name: str, values: np.ndarray) -> None:
+        """Set every cell of a new column ``name`` to ``values`` (``[n]``, copied); :meth:`put` if it exists."""
+        if name in self.values:
+            self.put(name, np.arange(self.n, dtype=np.int64), values)
+            return
+        self.values[name] = np.array(values, copy=True)
+        self.valid[name] = np.ones(self.n, dtype=bool)
+
+    def column(self, name: str, dtype, width: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, valid)`` of column ``name``, created all unset (``dtype``, ``[n]`` or ``[n, width]``) if new.
+
+        For the compiled dissectors, which write the cells themselves with
+        the rule of :meth:`put`: a cell of a named column is written only
+        where ``valid`` is still false (the first occurrence wins), a cell of
+        a hidden (``_``) column always (the last occurrence wins).  Getting a
+        column creates it, as a :meth:`put` does even with no rows.
+        """
+        column = self.values.get(name)
+        if column is None:
+            column = np.zeros((self.n, width) if width else self.n, dtype=dtype)
+            valid = np.zeros(self.n, dtype=bool)
+            self.values[name], self.valid[name] = column, valid
+            return column, valid
+        return column, self.valid[name]
+
+    def discard(self, names) -> None:
+        """Remove columns ``names`` (made by :meth:`column` and found not to apply)."""
+        for name in names:
+            self.values.pop(name, None)
+            self.valid.pop(name, None)
+
+    def move_to_end(self, names) -> None:
+        """Move columns ``names`` to the end of :attr:`values` and :attr:`valid` (as if created last)."""
+        for name in names:
+            if name in self.values:
+                self.values[name] = self.values.pop(name)
+                self.valid[name] = self.valid.pop(name)
+
     def flag(self, rows: np.ndarray, name: str, addl: str | None = None) -> None:
         """Record a ``weird`` row named ``name`` (Zeek's name) for each packet in ``rows``."""
         if len(rows):
             self.weird.append((np.asarray(rows, dtype=np.int64), name, addl))
+
+    def flag_bits(self, rows: np.ndarray, bits: np.ndarray, seen: int,
+                  weirds: tuple[tuple[int, str, str | None], ...]) -> None:
+        """Record the weirds a compiled dissector marked as bits of ``bits`` (one per row of ``rows``).
+
+        ``weirds`` lists ``(bit, name, addl)`` in the order the weirds are
+        recorded (the order of a packet's weird rows); ``seen`` is the OR of
+        all ``bits``, so a batch without anomalies costs nothing.
+        """
+        if seen:
+            for bit, name, addl in weirds:
+                if seen & bit:
+                    self.flag(rows[(bits & bit) != 0], name, addl)
 
     def is_set(self, name: str, rows: np.ndarray) -> np.ndarray:
         """``bool[k]``: whether column ``name`` already has a value at ``rows``."""
@@ -243,6 +338,12 @@ class _QuietFields(Fields):
     def put(self, name, rows, values):
         if not name.startswith("_"):
             super().put(name, rows, values)
+
+    def column(self, name, dtype, width=0):
+        if name.startswith("_"):
+            # Somewhere to write that is not a column of the batch.
+            return np.zeros((self.n, width) if width else self.n, dtype=dtype), np.zeros(self.n, dtype=bool)
+        return super().column(name, dtype, width)
 
     def flag(self, rows, name, addl=None):
         pass

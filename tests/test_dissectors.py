@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -109,7 +111,9 @@ def test_snaplen_cut_payload_is_not_an_anomaly():
     from scapy.layers.l2 import Ether
     frame = bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=80) / (b"p" * 1000))
     packets, weird = packets_of([frame[:64]], 1, wire_len=[len(frame)])
-    assert weird.empty
+    assert not dissect(PacketBatch.from_frames([frame[:64]], wire_len=[len(frame)])).weird
+    # Only TCP reassembly notes, as Zeek does, that the segment's data cannot be delivered.
+    assert weird["name"].tolist() == ["truncated_tcp_payload"]
     assert cell(packets, 0, "tcp.len") == 1000 and cell(packets, 0, "frame.cap_len") == 64
 
 
@@ -141,3 +145,179 @@ def test_mutated_vectors_never_raise(data):
     fields = dissect(PacketBatch.from_frames([bytes(mutated)], link_type=link_type))
     assert all(len(v) == 1 for v in fields.values.values())
     assert np.all([name in KNOWN_WEIRDS for _, name, _ in fields.weird])
+
+
+# -- the reader's reuse_buffers option (open_capture(path, reuse_buffers=True)) ---------------
+
+def _consume(path, reuse, chunk_bytes, max_packets):
+    """Per frame: bytes, reader columns and dissected cells, each batch used before the next is requested.
+
+    Batch boundaries may differ (a reused buffer can be larger than the
+    chunk size after a long record), so frames are compared, not batches;
+    offsets into a batch's buffer are left out for the same reason.
+    """
+    from captures import open_capture
+    frames, columns, cells = [], [], {}
+    with open_capture(path, reuse_buffers=reuse, chunk_bytes=chunk_bytes) as reader:
+        for batch in reader.batches(max_packets):
+            assert len(batch) <= max_packets
+            fields = dissect(batch)
+            for i in range(len(batch)):
+                frames.append(batch.frame(i))
+                columns.append(tuple(int(getattr(batch, name)[i]) for name in
+                                     ("cap_len", "wire_len", "ts_ns", "link_type", "interface_id")))
+                assert columns[-1][0] == len(frames[-1]) and batch.first_number + i == len(frames)
+            for name, values in fields.values.items():
+                if not name.startswith(("_l4.start", "_payload.")):
+                    valid = fields.valid[name]
+                    for i in np.flatnonzero(valid):
+                        cells[name, batch.first_number + i] = values[i].tolist()
+        warnings, truncated = list(reader.warnings), reader.truncated_at
+    return frames, columns, cells, warnings, truncated
+
+
+def _same_reads(a, b):
+    assert a == b
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_reused_buffers_give_the_same_batches(tmp_path_factory, data):
+    """With reuse_buffers, every batch (used before the next is requested) is the default's."""
+    import gzip
+
+    from captures import write_pcap, write_pcapng
+    frames = data.draw(st.lists(st.sampled_from([v[2] for v in VECTORS if v[1] == 1])
+                                | st.binary(max_size=300), min_size=0, max_size=60))
+    path = tmp_path_factory.mktemp("reuse") / "capture"
+    (write_pcapng if data.draw(st.booleans()) else write_pcap)(str(path), frames)
+    raw = path.read_bytes()
+    cut = data.draw(st.integers(0, 200))
+    if cut:
+        path.write_bytes(raw[:max(30, len(raw) - cut)])   # damage at the end: same warning either way
+    if data.draw(st.booleans()):
+        path.write_bytes(gzip.compress(path.read_bytes()))
+    chunk_bytes = data.draw(st.sampled_from([64, 100, 512, 4096, 1 << 20]))
+    max_packets = data.draw(st.sampled_from([1, 3, 7, 65536]))
+    _same_reads(_consume(path, False, chunk_bytes, max_packets), _consume(path, True, chunk_bytes, max_packets))
+
+
+def test_reused_buffers_on_the_sample_capture():
+    from analyzer.pipeline import SAMPLE
+    for chunk_bytes, max_packets in ((1 << 12, 64), (1 << 16, 1000), (1 << 24, 65536)):
+        _same_reads(_consume(SAMPLE, False, chunk_bytes, max_packets), _consume(SAMPLE, True, chunk_bytes, max_packets))
+
+
+def test_reused_buffers_are_reused():
+    """The point of the option: one chunk buffer for the whole file."""
+    from analyzer.pipeline import SAMPLE
+    from captures import open_capture
+    buffers = set()
+    with open_capture(SAMPLE, reuse_buffers=True, chunk_bytes=1 << 14) as reader:
+        for batch in reader.batches(256):
+            base = batch.data
+            while base.base is not None and isinstance(base.base, np.ndarray):
+                base = base.base
+            buffers.add(base.ctypes.data)
+    assert len(buffers) == 1
+
+
+# -- structured random frames: header lengths, options and length fields near their consistent values ------
+
+@st.composite
+def _length_near(draw, value, low=0, high=0xFFFF):
+    """A length field: the consistent value, a little off, or anything."""
+    return draw(st.one_of(st.just(value), st.integers(value - 4, value + 4), st.integers(low, high))
+                .map(lambda v: min(max(v, low), high)))
+
+
+@st.composite
+def _tcp(draw):
+    options = b"".join(draw(st.lists(st.sampled_from([
+        b"\x02\x04\x05\xb4", b"\x01", b"\x00", b"\x03\x03\x07", b"\x04\x02", b"\x08\x0a" + bytes(range(8)),
+        b"\x02\x03\x05", b"\x08\x02", b"\x05\x0a" + bytes(8), b"\x01\x01\x01"]), max_size=8)))[:40]
+    options += b"\x00" * (-len(options) % 4)
+    offset = draw(_length_near((20 + len(options)) // 4, 0, 15))
+    payload = draw(st.binary(max_size=24))
+    return (struct.pack("!HHIIBBHHH", draw(st.integers(0, 0xFFFF)), draw(st.sampled_from([80, 53, 4789])),
+                        draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 2**32 - 1)), offset << 4,
+                        draw(st.integers(0, 255)), draw(st.integers(0, 0xFFFF)), 0, 0) + options + payload)
+
+
+@st.composite
+def _udp(draw):
+    payload = draw(st.binary(max_size=24))
+    return struct.pack("!HHHH", draw(st.sampled_from([53, 4789, 3544, 2152, 5072, 6081, 40000])),
+                       draw(st.sampled_from([53, 123, 40000])), draw(_length_near(8 + len(payload))), 0) + payload
+
+
+@st.composite
+def _ipv4(draw):
+    protocol = draw(st.sampled_from([6, 17, 1]))
+    body = draw(_tcp()) if protocol == 6 else draw(_udp()) if protocol == 17 else bytes([3, 3, 0, 0, 0, 0, 0, 0])
+    ihl = draw(st.sampled_from([5, 5, 6, 15, 4, 0]))
+    options = bytes(max(0, ihl * 4 - 20))
+    flags = draw(st.sampled_from([0, 0x4000, 0x2000, 0x2000 | 185, 185]))
+    total = draw(_length_near(20 + len(options) + len(body)))
+    version = draw(st.sampled_from([4, 4, 4, 6, 5]))
+    return struct.pack("!BBHHHBBHII", version << 4 | ihl, 0, total, 7, flags, 64, protocol, 0, 0xC0000201,
+                       0xC6336402) + options + body
+
+
+@st.composite
+def _ipv6(draw):
+    chain = draw(st.lists(st.sampled_from([0, 43, 44, 60, 51]), max_size=3))
+    upper = draw(st.sampled_from([6, 17, 58]))
+    headers = chain + [upper]
+    extension = b""
+    for i, kind in enumerate(chain):
+        if kind == 44:
+            extension += struct.pack("!BBHI", headers[i + 1], 0, draw(st.sampled_from([0, 1, 80, 81, 6])), 0xABCDEF)
+        elif kind == 51:
+            extension += bytes([headers[i + 1], 1]) + bytes(10)
+        else:
+            extension += bytes([headers[i + 1], 0]) + draw(st.sampled_from(
+                [bytes(6), b"\x01\x04" + bytes(4), b"\x01\x05" + bytes(4), b"\xc9\x04" + bytes(4)]))
+    body = draw(_tcp()) if upper == 6 else draw(_udp()) if upper == 17 else bytes([1, 4, 0, 0, 0, 0, 0, 0])
+    length = draw(_length_near(len(extension) + len(body)))
+    version = draw(st.sampled_from([6, 6, 6, 4]))
+    return (struct.pack("!IHBB", version << 28, length, headers[0], 9) + bytes(range(32)) + extension + body)
+
+
+@st.composite
+def _ethernet_frame(draw):
+    ip = draw(st.one_of(_ipv4(), _ipv6()))
+    ethertype = 0x0800 if ip[0] >> 4 == 4 else 0x86DD
+    tags = b"".join(struct.pack("!HH", kind, 100) for kind in draw(st.lists(st.sampled_from([0x8100, 0x88A8]),
+                                                                              max_size=2)))
+    return bytes.fromhex("66778899aabb001122334455") + tags + struct.pack("!H", ethertype) + ip + bytes(
+        draw(st.sampled_from([0, 0, 6])))
+
+
+def _dissected_packets(frames, wire_len=None):
+    """The packets frame of the dissectors alone (no reassembly or application stages), and the weird names."""
+    from analyzer.pipeline import PacketsStage
+    batch = PacketBatch.from_frames(frames, link_type=1, wire_len=wire_len)
+    fields = dissect(batch)
+    stage = PacketsStage()
+    stage.feed(batch, fields)
+    return stage.finish()["packets"], {name for _, name, _ in fields.weird}
+
+
+@settings(max_examples=150, deadline=None)
+@given(frame=_ethernet_frame())
+def test_structured_random_frames_every_prefix_invents_nothing(frame):
+    """Malformed-but-plausible headers: each snaplen-cut prefix keeps the whole frame's values, weirds are known."""
+    whole, _ = _dissected_packets([frame])
+    prefixes = [frame[:cut] for cut in range(len(frame))]
+    cut_rows, weird = _dissected_packets(prefixes, wire_len=[len(frame)] * len(prefixes))
+    assert len(cut_rows) == len(frame)
+    for column in whole.columns:
+        if column in ("frame.number", "frame.time_epoch", "ts", "frame.cap_len", "frame.len", "uid"):
+            continue
+        if pd.isna(whole[column].iloc[0]):
+            continue
+        present = cut_rows[column].notna().to_numpy()
+        assert (cut_rows[column][present] == whole[column].iloc[0]).all(), column
+    _, truncated_weird = _dissected_packets(prefixes)
+    assert weird | truncated_weird <= KNOWN_WEIRDS

@@ -26,7 +26,8 @@ TCP_SYN = TCP(sport=43210, dport=80, seq=0x01020304, ack=0, flags="S", window=64
 
 
 def _udp_ipv4(payload=b"hello"):
-    return IP(src="10.0.0.1", dst="10.0.0.2", ttl=33) / UDP(sport=5353, dport=53) / Raw(payload)
+    # Ports of no application netsift dissects: these vectors test L2-L4 only.
+    return IP(src="10.0.0.1", dst="10.0.0.2", ttl=33) / UDP(sport=40000, dport=9999) / Raw(payload)
 
 
 def _sll(protocol: int, payload: bytes) -> bytes:
@@ -63,7 +64,7 @@ VECTORS = [
         "tcp.options.wscale.shift": 7, "udp.srcport": None, "vlan.id": None}),
     ("qinq-ipv4-udp", 1, raw(ETH / Dot1AD(vlan=100, prio=5) / Dot1Q(vlan=200) / _udp_ipv4()), {
         "eth.type": 0x88A8, "vlan.id": 100, "vlan.priority": 5, "vlan.etype": 0x8100, "ip.src": "10.0.0.1",
-        "udp.srcport": 5353, "udp.dstport": 53, "udp.length": 13, "tcp.srcport": None}),
+        "udp.srcport": 40000, "udp.dstport": 9999, "udp.length": 13, "tcp.srcport": None}),
     ("mpls-ipv4-icmp", 1, raw(ETH / MPLS(label=1000, s=0, ttl=9) / MPLS(label=2000, s=1)
                               / IP(src="10.1.1.1", dst="10.2.2.2") / ICMP(type=8, code=0)), {
         "eth.type": 0x8847, "mpls.label": 1000, "mpls.ttl": 9, "ip.src": "10.1.1.1", "icmp.type": 8,
@@ -87,16 +88,16 @@ VECTORS = [
     ("ipv4-later-fragment", 12, raw(IP(src="10.0.0.5", dst="10.0.0.6", frag=185, proto=17) / (b"f" * 24)), {
         "ip.flags.mf": 0, "ip.frag_offset": 185, "udp.srcport": None}),
     ("sll-ipv4-udp", 113, _sll(0x0800, raw(_udp_ipv4())), {
-        "sll.pkttype": 0, "sll.hatype": 1, "sll.etype": 0x0800, "ip.dst": "10.0.0.2", "udp.dstport": 53,
+        "sll.pkttype": 0, "sll.hatype": 1, "sll.etype": 0x0800, "ip.dst": "10.0.0.2", "udp.dstport": 9999,
         "eth.src": None}),
     ("sll2-ipv6-icmpv6", 276, _sll2(0x86DD, raw(IPv6(src="::1", dst="::2", nh=58) / bytes([128, 0, 0, 0, 0, 1, 0, 1]))), {
         "sll.ifindex": 3, "sll.pkttype": 4, "sll.etype": 0x86DD, "ipv6.src": "::1", "icmpv6.type": 128,
         "icmpv6.code": 0}),
     ("null-little-endian-ipv4", 0, struct.pack("<I", 2) + raw(_udp_ipv4()), {
-        "null.family": 2, "ip.src": "10.0.0.1", "udp.srcport": 5353}),
+        "null.family": 2, "ip.src": "10.0.0.1", "udp.srcport": 40000}),
     ("null-big-endian-ipv6", 0, struct.pack(">I", 30) + raw(IPv6(src="::5", dst="::6") / UDP(sport=7, dport=8)), {
         "null.family": 30, "ipv6.dst": "::6", "udp.srcport": 7}),
-    ("loop-ipv4", 108, struct.pack(">I", 2) + raw(_udp_ipv4()), {"null.family": 2, "udp.dstport": 53}),
+    ("loop-ipv4", 108, struct.pack(">I", 2) + raw(_udp_ipv4()), {"null.family": 2, "udp.dstport": 9999}),
     ("nflog-ipv4-udp", 239, _nflog(2, raw(_udp_ipv4(b"x" * 7))), {
         "nflog.family": 2, "ip.src": "10.0.0.1", "udp.length": 15}),
     ("gre-ipv4-tcp", 1, raw(ETH / IP(src="1.1.1.1", dst="2.2.2.2") / GRE(proto=0x0800, key_present=1, key=5)
@@ -104,7 +105,7 @@ VECTORS = [
         "ip.src": "1.1.1.1", "ip.proto": 47, "gre.proto": 0x0800, "tcp.srcport": 1000, "tcp.dstport": 25}),
     ("vxlan-ethernet-ipv6-udp", 1, raw(ETH / IP(src="3.3.3.3", dst="4.4.4.4") / UDP(sport=40000, dport=4789)
                                        / VXLAN(vni=42) / Ether(src=MAC_B, dst=MAC_A)
-                                       / IPv6(src="2001:db8::7", dst="2001:db8::8") / UDP(sport=53, dport=1053)), {
+                                       / IPv6(src="2001:db8::7", dst="2001:db8::8") / UDP(sport=7000, dport=1053)), {
         "eth.src": MAC_A, "ip.src": "3.3.3.3", "udp.srcport": 40000, "vxlan.vni": 42,
         "ipv6.src": "2001:db8::7", "ip_proto": 17}),
     ("ipv6-in-ipv4", 1, raw(ETH / IP(src="5.5.5.5", dst="6.6.6.6", proto=41)
@@ -112,7 +113,7 @@ VECTORS = [
         "ip.proto": 41, "ip_proto": 41, "ipv6.src": "2001:db8::1", "tcp.flags": 0x012}),
     ("icmp-error-quoting-udp", 1, raw(ETH / IP(src="10.0.0.254", dst="10.0.0.1") / ICMP(type=3, code=3)
                                       / raw(_udp_ipv4())[:28]), {
-        "ip.src": "10.0.0.254", "icmp.type": 3, "icmp.code": 3, "udp.srcport": 5353, "udp.dstport": 53}),
+        "ip.src": "10.0.0.254", "icmp.type": 3, "icmp.code": 3, "udp.srcport": 40000, "udp.dstport": 9999}),
 ]
 
 LINK_TYPES = sorted({link for _, link, _, _ in VECTORS} | {9, 50, 104, 14, 147})
