@@ -10,7 +10,6 @@ once per distinct address, not once per packet.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import socket
 
 import numpy as np
@@ -47,7 +46,8 @@ def _release_freed_memory() -> None:
 
 
 try:
-    _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    # By name, not ctypes.util.find_library: that runs ldconfig in a child process.
+    _LIBC = ctypes.CDLL("libc.so.6")
     _LIBC.malloc_trim  # noqa: B018 - glibc only
 except (OSError, AttributeError):
     _LIBC = None

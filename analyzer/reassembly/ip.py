@@ -95,6 +95,7 @@ DATAGRAM_OVERHEAD = 256
 MIN_ACCEPTABLE_FRAG_SIZE = 64        # Zeek src/Frag.cc
 MAX_ACCEPTABLE_FRAG_SIZE = 64000     # Zeek src/Frag.cc
 MAX_IP_LENGTH = 65535
+IPV4_MIN_HEADER = 20
 IPV6_HEADER = 40
 IPV6_FRAGMENT = 44
 # Extension headers that may come before the fragment header (RFC 8200 §4.1, §4.5).
@@ -500,6 +501,8 @@ _NONE = _Missing()
 
 
 def _parse_v4(packet: bytes) -> _Fragment | None:
+    if len(packet) < IPV4_MIN_HEADER:
+        return None
     header_length = (packet[0] & 0x0F) * 4
     total = len(packet)
     if header_length < 20 or header_length > total:
@@ -517,6 +520,8 @@ def _parse_v4(packet: bytes) -> _Fragment | None:
 def _parse_v6(packet: bytes) -> _Fragment | None:
     """Walk the extension headers before the fragment header (RFC 8200 §4.5's unfragmentable part)."""
     total = len(packet)
+    if total < IPV6_HEADER:
+        return None
     patch, next_header, position = 6, packet[6], IPV6_HEADER
     while next_header in IPV6_UNFRAGMENTABLE:
         if position + 2 > total:
