@@ -10,6 +10,7 @@ import numba
 import numpy as np
 
 from .wire import PREFETCH_AHEAD, Fields, Layer, prefetch
+from .wire import put_first as _put
 
 HEADER_BYTES = 14
 # IEEE 802.3 clause 3.2.6: a Length/Type value of at most 1500 is a length
@@ -41,16 +42,6 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     payload = Layer(rows[:count], start[:count], end[:count], stated_end[:count])
     return payload, ethertype[:count]
 
-
-@numba.njit(cache=True, nogil=True)
-def _put(column, valid, row, value):
-    """Write a cell that is still unset (the first occurrence wins).
-
-    Branch-free: numba compiles a conditional store in a called function
-    into a loop ten times slower.
-    """
-    column[row] = column[row] if valid[row] else value
-    valid[row] = True
 
 
 @numba.njit(cache=True, nogil=True)

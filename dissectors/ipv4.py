@@ -14,6 +14,7 @@ import numpy as np
 
 from . import ipv6
 from .wire import PREFETCH_AHEAD, Fields, Layer, concat_layers, prefetch
+from .wire import put_first as _put, put_last as _put_hidden, read_be as _be
 
 MIN_HEADER_BYTES = 20
 NO_PROTOCOL = -1
@@ -83,30 +84,7 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     return payload, protocol, first_cut
 
 
-@numba.njit(cache=True, nogil=True)
-def _put(column, valid, row, value):
-    """Write a cell that is still unset (the first occurrence wins).
 
-    Branch-free: numba compiles a conditional store in a called function
-    into a loop ten times slower.
-    """
-    column[row] = column[row] if valid[row] else value
-    valid[row] = True
-
-
-@numba.njit(cache=True, nogil=True)
-def _put_hidden(column, valid, row, value):
-    """Write a hidden cell (the last occurrence wins)."""
-    column[row] = value
-    valid[row] = True
-
-
-@numba.njit(cache=True, nogil=True)
-def _be(data, position, width):
-    value = np.int64(0)
-    for j in range(width):
-        value = (value << 8) | data[position + j]
-    return value
 
 
 @numba.njit(cache=True, nogil=True)

@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from .wire import PREFETCH_AHEAD, Fields, Layer, prefetch
+from .wire import put_first as _put, put_last as _put_hidden, read_be as _be
 
 HEADER_BYTES = 40
 HOP_BY_HOP, ROUTING, FRAGMENT, DESTINATION, AUTHENTICATION = 0, 43, 44, 60, 51
@@ -79,22 +80,6 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
             np.zeros(count, dtype=bool))
 
 
-@numba.njit(cache=True, nogil=True)
-def _put(column, valid, row, value):
-    """Write a cell that is still unset (the first occurrence wins).
-
-    Branch-free: numba compiles a conditional store in a called function
-    into a loop ten times slower.
-    """
-    column[row] = column[row] if valid[row] else value
-    valid[row] = True
-
-
-@numba.njit(cache=True, nogil=True)
-def _put_hidden(column, valid, row, value):
-    """Write a hidden cell (the last occurrence wins)."""
-    column[row] = value
-    valid[row] = True
 
 
 @numba.njit(cache=True, nogil=True)
@@ -105,13 +90,6 @@ def _put_address(column, valid, row, data, position, hidden):
         column[row, j] = column[row, j] if keep else data[position + j]
     valid[row] = True
 
-
-@numba.njit(cache=True, nogil=True)
-def _be(data, position, width):
-    value = np.int64(0)
-    for j in range(width):
-        value = (value << 8) | data[position + j]
-    return value
 
 
 @numba.njit(cache=True, nogil=True)

@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from .wire import PREFETCH_AHEAD, Fields, Layer, prefetch
+from .wire import put_first as _put, put_last as _put_hidden
 
 HEADER_BYTES = 8
 
@@ -43,22 +44,6 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     return payload, source[:count], destination[:count]
 
 
-@numba.njit(cache=True, nogil=True)
-def _put(column, valid, row, value):
-    """Write a cell that is still unset (the first occurrence wins).
-
-    Branch-free: numba compiles a conditional store in a called function
-    into a loop ten times slower.
-    """
-    column[row] = column[row] if valid[row] else value
-    valid[row] = True
-
-
-@numba.njit(cache=True, nogil=True)
-def _put_hidden(column, valid, row, value):
-    """Write a hidden cell (the last occurrence wins)."""
-    column[row] = value
-    valid[row] = True
 
 
 @numba.njit(cache=True, nogil=True)

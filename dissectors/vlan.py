@@ -11,6 +11,7 @@ import numba
 import numpy as np
 
 from .wire import PREFETCH_AHEAD, Fields, Layer, prefetch
+from .wire import put_first as _put
 
 TAG_BYTES = 4
 
@@ -31,16 +32,6 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     out.flag_bits(layer.rows, bits, seen, ((_TRUNCATED, "truncated_link_header", "vlan"),))
     return Layer(rows[:count], start[:count], end[:count], stated_end[:count]), ethertype[:count]
 
-
-@numba.njit(cache=True, nogil=True)
-def _put(column, valid, row, value):
-    """Write a cell that is still unset (the first occurrence wins).
-
-    Branch-free: numba compiles a conditional store in a called function
-    into a loop ten times slower.
-    """
-    column[row] = column[row] if valid[row] else value
-    valid[row] = True
 
 
 @numba.njit(cache=True, nogil=True)

@@ -347,3 +347,33 @@ class _QuietFields(Fields):
 
     def flag(self, rows, name, addl=None):
         pass
+
+
+# Cell writers and a byte reader for the per-header compiled passes (one per dissector
+# module); defined once here, called from those numba kernels.
+
+@numba.njit(cache=True, nogil=True)
+def put_first(column, valid, row, value):
+    """Write a cell that is still unset (the first occurrence wins).
+
+    Branch-free: numba compiles a conditional store in a called function
+    into a loop ten times slower.
+    """
+    column[row] = column[row] if valid[row] else value
+    valid[row] = True
+
+
+@numba.njit(cache=True, nogil=True)
+def put_last(column, valid, row, value):
+    """Write a hidden cell (the last occurrence wins)."""
+    column[row] = value
+    valid[row] = True
+
+
+@numba.njit(cache=True, nogil=True)
+def read_be(data, position, width):
+    """The big-endian unsigned integer of ``width`` bytes at ``position`` (caller checked bounds)."""
+    value = np.int64(0)
+    for j in range(width):
+        value = (value << 8) | data[position + j]
+    return value
