@@ -36,6 +36,17 @@ class Column(NamedTuple):
     zeek_type: str | None = None
 
 
+def zeek_field(log: str):
+    """A :class:`Column` maker for the fields of Zeek's ``log`` (``conn``, ``dns`` …).
+
+    ``zeek_field("dns")("query", "string", "text", "the queried name", "string")``
+    is the column ``query`` whose source is Zeek's dns.log field of that name.
+    """
+    def column(name, dtype, kind, meaning, zeek_type):
+        return Column(name, dtype, kind, meaning, f"Zeek {log}.log {name}", zeek_type)
+    return column
+
+
 def _c(name, dtype, kind, meaning, source=None, zeek_type=None):
     return Column(name, dtype, kind, meaning, source or f"Wireshark {name}", zeek_type)
 

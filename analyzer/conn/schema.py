@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from ..schema import Column
+from ..schema import Column, zeek_field
 
 
-def _z(name, dtype, kind, meaning, zeek_type):
-    return Column(name, dtype, kind, meaning, f"Zeek conn.log {name}", zeek_type)
+_z = zeek_field("conn")
 
 
 CONN: tuple[Column, ...] = (

@@ -10,11 +10,10 @@ columns ``auth``/``addl`` (``policy/protocols/dns/auth-addl.zeek``) and
 
 from __future__ import annotations
 
-from analyzer.schema import Column
+from analyzer.schema import Column, zeek_field
 
 
-def _z(name, dtype, kind, meaning, zeek_type):
-    return Column(name, dtype, kind, meaning, f"Zeek dns.log {name}", zeek_type)
+_z = zeek_field("dns")
 
 
 DNS: tuple[Column, ...] = (

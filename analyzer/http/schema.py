@@ -7,11 +7,10 @@ ids of Zeek's file analysis, are left out: netsift has no files.log ids).
 
 from __future__ import annotations
 
-from ..schema import Column
+from ..schema import Column, zeek_field
 
 
-def _z(name, dtype, kind, meaning, zeek_type):
-    return Column(name, dtype, kind, meaning, f"Zeek http.log {name}", zeek_type)
+_z = zeek_field("http")
 
 
 HTTP: tuple[Column, ...] = (

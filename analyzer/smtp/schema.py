@@ -16,11 +16,10 @@ and ``[]`` where it is an empty set.
 
 from __future__ import annotations
 
-from analyzer.schema import Column
+from analyzer.schema import Column, zeek_field
 
 
-def _z(name, dtype, kind, meaning, zeek_type):
-    return Column(name, dtype, kind, meaning, f"Zeek smtp.log {name}", zeek_type)
+_z = zeek_field("smtp")
 
 
 def _n(name, dtype, kind, meaning):
