@@ -542,22 +542,25 @@ def _parse(data, starts, ends, netbios, is_tcp, max_queries, max_depth, skip_aut
                 rec[r, R_MSG] = i
                 rec[r, R_SECT] = sect
                 rec[r, R_NPOS] = pos
-                if sect == SECT_QUESTION:
-                    good, pos, hl, ho, _, nw = _name(data, base, end, pos, nb, max_depth, False, weird, nw, i,
-                                                      scratch)
-                    if not good:
-                        nr -= 1
-                        ok = False
-                        break
-                    if end - pos < 4:
-                        nw = _weird(weird, nw, i, WD_QUEST_SHORT, 0, 0)
-                        nr -= 1
-                        ok = False
-                        break
-                    qtype, pos = _short(data, pos, end)
-                    qclass, pos = _short(data, pos, end)
-                    rec[r, R_TYPE] = qtype
-                    rec[r, R_CLASS] = qclass
+                # A question and a resource record (or the update zone: ParseAnswerHeader)
+                # both start with a name, a type and a class.
+                question = sect == SECT_QUESTION
+                good, pos, hl, ho, tl, nw = _name(data, base, end, pos, nb, max_depth, not question, weird, nw,
+                                                  i, scratch)
+                if not good:
+                    nr -= 1
+                    ok = False
+                    break
+                if end - pos < 4:
+                    nw = _weird(weird, nw, i, WD_QUEST_SHORT if question else WD_ANS_SHORT, 0, 0)
+                    nr -= 1
+                    ok = False
+                    break
+                rtype, pos = _short(data, pos, end)
+                rclass, pos = _short(data, pos, end)
+                rec[r, R_TYPE] = rtype
+                rec[r, R_CLASS] = rclass
+                if question:
                     rec[r, R_EVENT] = 1
                     rec[r, R_OKEY] = _mix(K_QLOWER, hl)
                     rec[r, R_QKEY] = _mix(K_QORIG, ho)
@@ -566,21 +569,6 @@ def _parse(data, starts, ends, netbios, is_tcp, max_queries, max_depth, skip_aut
                     if hdr[i, H_FIRST_Q] < 0:
                         hdr[i, H_FIRST_Q] = r
                     continue
-                # Resource record (or the update zone): ParseAnswerHeader.
-                good, pos, hl, ho, tl, nw = _name(data, base, end, pos, nb, max_depth, True, weird, nw, i, scratch)
-                if not good:
-                    nr -= 1
-                    ok = False
-                    break
-                if end - pos < 4:
-                    nw = _weird(weird, nw, i, WD_ANS_SHORT, 0, 0)
-                    nr -= 1
-                    ok = False
-                    break
-                rtype, pos = _short(data, pos, end)
-                rclass, pos = _short(data, pos, end)
-                rec[r, R_TYPE] = rtype
-                rec[r, R_CLASS] = rclass
                 rec[r, R_OKEY] = _mix(K_OWNER, hl)
                 owner_hash = hl
                 if sect == SECT_ZONE:
