@@ -55,6 +55,9 @@ _TRANSPORT_GROUPS = np.arange(len(_TRANSPORT_KEYS), dtype=np.int64)
 _TUNNEL_PORTS = np.array([vxlan.UDP_PORT, geneve.UDP_PORT, teredo.UDP_PORT, ayiya.UDP_PORT, gtp.UDP_PORT],
                          dtype=np.int64)
 _VXLAN, _GENEVE, _TEREDO, _AYIYA, _GTP = range(len(_TUNNEL_PORTS))
+#: Zeek's analyzer names, the ``service`` its conn.log gives a tunnel's outer UDP connection,
+#: indexed by the hidden column ``_tunnel.service`` (the outermost UDP tunnel decoded).
+TUNNEL_SERVICES = ("vxlan", "geneve", "teredo", "ayiya", "gtpv1")
 
 # Tunnels stacked deeper than this are not followed (Zeek: Tunnel::max_depth = 2;
 # we go further, as Wireshark does, but stop a crafted packet from recursing forever).
@@ -279,10 +282,16 @@ def _transport(data: np.ndarray, layer: Layer, protocol: np.ndarray, out: Fields
 
 def _udp_tunnels(data: np.ndarray, layer: Layer, source: np.ndarray, destination: np.ndarray,
                  out: Fields, depth: int) -> None:
-    """Follow UDP tunnels recognised by port, as Wireshark's default port table does."""
+    """Follow UDP tunnels recognised by port, as Wireshark's default port table does.
+
+    Teredo is also recognised by content on other ports, as Zeek does, but
+    only for the hidden columns (see :func:`_teredo_by_content`).
+    """
     if not len(layer):
         return
     tunnelled = np.isin(source, _TUNNEL_PORTS) | np.isin(destination, _TUNNEL_PORTS)
+    if not out.quoted and not tunnelled.all():
+        _teredo_by_content(data, layer.take(~tunnelled), out, depth)
     if not tunnelled.any():
         return
 
@@ -294,18 +303,22 @@ def _udp_tunnels(data: np.ndarray, layer: Layer, source: np.ndarray, destination
     match = on(_VXLAN)
     if match is not None:
         inner = vxlan.dissect(data, layer.take(match), out)
+        _mark_tunnel(out, inner.rows, _VXLAN)
         _network(data, inner, np.full(len(inner), ETHERTYPE_ETHERNET), out, depth + 1)
     match = on(_GENEVE)
     if match is not None:
         inner, inner_type = geneve.dissect(data, layer.take(match), out)
+        _mark_tunnel(out, inner.rows, _GENEVE)
         _network(data, inner, inner_type, out, depth + 1)
     match = on(_TEREDO)
     if match is not None:
         inner = teredo.dissect(data, layer.take(match), out)
+        _mark_tunnel(out, inner.rows, _TEREDO)
         _network(data, inner, np.full(len(inner), ETHERTYPE_IPV6), out, depth + 1)
     match = on(_AYIYA)
     if match is not None:
         inner, protocol = ayiya.dissect(data, layer.take(match), out)
+        _mark_tunnel(out, inner.rows, _AYIYA)
         ethertype = np.full(len(inner), -1, dtype=np.int64)
         for number, value in IP_PROTOCOL_ETHERTYPE.items():
             ethertype[protocol == number] = value
@@ -313,4 +326,35 @@ def _udp_tunnels(data: np.ndarray, layer: Layer, source: np.ndarray, destination
     match = on(_GTP)
     if match is not None:
         inner = gtp.dissect(data, layer.take(match), out)
+        _mark_tunnel(out, inner.rows, _GTP)
         _network(data, inner, np.full(len(inner), ETHERTYPE_SNIFF_IP), out, depth + 1)
+
+
+def _mark_tunnel(out: Fields, rows: np.ndarray, tunnel: int) -> None:
+    """Hidden ``_tunnel.service``: index into :data:`TUNNEL_SERVICES` of the outermost UDP tunnel decoded."""
+    if out.quoted or not len(rows):
+        return
+    rows = rows[~out.is_set("_tunnel.service", rows)]
+    out.put("_tunnel.service", rows, np.full(len(rows), tunnel, dtype=np.int64))
+
+
+def _teredo_by_content(data: np.ndarray, layer: Layer, out: Fields, depth: int) -> None:
+    """Teredo on a port other than 3544, recognised by content as Zeek's protocol detection does.
+
+    Wireshark does not decode these datagrams (its Teredo heuristic is off by
+    default), so the inner packet is dissected into a scratch
+    :class:`~dissectors.wire.Fields` and only its hidden columns (connection
+    tracking, application stages) and weirds are kept: the ``packets`` frame
+    still shows the datagram as tshark does, while ``conn`` gets the inner
+    connection and its tunnel parent like Zeek's conn.log.
+    """
+    match = teredo.looks_like_teredo(data, layer)
+    if not match.any():
+        return
+    scratch = Fields(out.n)
+    inner = teredo.dissect(data, layer.take(match), scratch)
+    if not len(inner):
+        return
+    _network(data, inner, np.full(len(inner), ETHERTYPE_IPV6), scratch, depth + 1)
+    out.merge_hidden(scratch)
+    _mark_tunnel(out, inner.rows, _TEREDO)

@@ -319,6 +319,29 @@ class Fields:
         valid = self.valid.get(name)
         return np.zeros(len(rows), dtype=bool) if valid is None else valid[rows]
 
+    def merge_hidden(self, other: "Fields") -> None:
+        """Take the hidden (``_``) cells ``other`` set (last occurrence wins) and its weirds; drop its named columns.
+
+        For a tunnel Zeek decodes but Wireshark does not (Teredo recognised by
+        content on another port than 3544): connection tracking and the
+        application stages see the inner packet, the ``packets`` frame keeps
+        Wireshark's view of the datagram.  ``other`` has the same ``n`` rows.
+        """
+        for name, values in other.values.items():
+            if name[0] != "_":
+                continue
+            valid = other.valid[name]
+            if not valid.any():
+                continue
+            column = self.values.get(name)
+            if column is None:
+                self.values[name] = values.copy()
+                self.valid[name] = valid.copy()
+                continue
+            column[valid] = values[valid]
+            self.valid[name] |= valid
+        self.weird.extend(other.weird)
+
     def quiet(self) -> "Fields":
         """A view of these columns that records no weirds and no hidden (``_``) columns.
 

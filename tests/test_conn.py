@@ -6,6 +6,7 @@ import os
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -246,6 +247,49 @@ def test_service_set_during_streaming():
     assert stage.finish()["conn"]["service"].iloc[0] == "http,ssl"
 
 
+# ---- tunnels: Teredo by content, tunnel services ------------------------------------------
+
+def _teredo(src, dst, sport, dport, inner, origin=False):
+    """A UDP datagram carrying ``inner`` (an IPv6 packet), after an origin indication if asked (RFC 4380 §5.1.1)."""
+    prefix = bytes.fromhex("0000") + b"\xff" * 6 if origin else b""
+    return Ether() / IP(src=src, dst=dst) / UDP(sport=sport, dport=dport) / (prefix + bytes(inner))
+
+
+def test_teredo_recognised_by_content_for_conn_but_not_for_packets():
+    from scapy.layers.inet6 import IPv6
+    client, server = "2001:0:4137:9e50::1", "2001:db8::80"
+    inner = [IPv6(src=client, dst=server) / TCP(sport=1286, dport=80, flags="S", seq=1),
+             IPv6(src=server, dst=client) / TCP(sport=80, dport=1286, flags="SA", seq=9, ack=2)]
+    frames = [_teredo(A, B, 3797, 32900, inner[0]), _teredo(B, A, 32900, 3797, inner[1], origin=True)]
+    batch = PacketBatch.from_frames([bytes(f) for f in frames])
+    fields = dissect(batch)
+    # Wireshark's view: a UDP datagram, nothing inside (its Teredo heuristic is off by default).
+    assert "tcp.srcport" not in fields.values or not fields.valid["tcp.srcport"].any()
+    assert fields.valid["udp.srcport"].all()
+    frame, _ = conn_frame(frames)
+    by_proto = {p: frame[frame["proto"] == p].iloc[0] for p in ("tcp", "udp")}
+    assert (by_proto["tcp"]["id.orig_h"], by_proto["tcp"]["id.resp_p"], by_proto["tcp"]["history"]) == \
+        (client, 80, "Sh")
+    assert by_proto["tcp"]["tunnel_parents"] == [by_proto["udp"]["uid"]]
+    # Both endpoints sent Teredo: confirmed (Zeek's Tunnel::delay_teredo_confirmation).
+    assert by_proto["udp"]["service"] == "teredo"
+    one_way, _ = conn_frame(frames[:1])
+    assert one_way[one_way["proto"] == "udp"]["service"].isna().all()
+    # Plain IPv6 in UDP without a Teredo address is not taken for Teredo.
+    plain = IPv6(src="2001:db8::1", dst=server) / TCP(sport=1, dport=80, flags="S")
+    other, _ = conn_frame([_teredo(A, B, 3797, 32900, plain)])
+    assert list(other["proto"]) == ["udp"]
+
+
+def test_tunnel_outer_connection_gets_zeek_service():
+    from scapy.layers.vxlan import VXLAN
+    frame_bytes = Ether() / IP(src=A, dst=B) / UDP(sport=50000, dport=4789) / VXLAN(vni=5) / \
+        tcp("192.168.0.1", "192.168.0.2", 4000, 80, "S")
+    frame, _ = conn_frame([frame_bytes])
+    assert frame.set_index("proto").loc["udp", "service"] == "vxlan"
+    assert frame.set_index("proto").loc["tcp", "service"] is pd.NA
+
+
 # ---- property test against a small reference model of Zeek's documented rules -----------
 
 INACTIVE, SYN_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = "INACTIVE", "SYN_SENT", "PARTIAL", "EST", "CLOSED", "RESET"
@@ -369,13 +413,13 @@ def test_corpus_conformance():
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
     from zeek_conformance import conformance_conn
     result = conformance_conn(CORPUS, verbose=False)
-    # 97.5 % of cells.  Every remaining difference is explained:
-    # * tunnels-gtp-...fragmentation: the outer IP fragments need IP defragmentation
-    #   (another stage, not yet fed to us): packets and bytes of both connections, gaps.
-    # * tunnels-Teredo: the dissector follows Teredo only on UDP port 3544 and without
-    #   the origin indication, so one inner TCP connection and one ICMP echo reply are
-    #   never seen (Zeek finds Teredo by content).
-    # * history 'X' / a late '^' in three DNS/SMTP logs come from application analyzers
-    #   (limits exceeded, DNS flipping on the QR bit), which do not exist yet.
-    assert result["percent"] >= 97.5
+    # Every remaining difference is explained (and quoted in the issue notes):
+    # * service of protocols netsift has no stage for (ftp, ftp-data, ntp, dhcp, ssh): 11 cells,
+    #   set apart in ``percent_dissected``;
+    # * history 'X' (Zeek's LimitReachedWeird) and a '^' from DNS flipping on the QR bit, and the
+    #   service Zeek removes on an analyzer violation, in logs of Zeek tests run with lowered limits;
+    # * http-to-ssh: Zeek confirms HTTP only once a reply parses; http,smtp order of confirmation.
+    assert result["percent"] >= 98.5
+    assert result["percent_dissected"] >= 99.0
+    assert len(result["missing"]) == 0
     assert len(result["extra"]) == 0
