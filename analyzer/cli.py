@@ -169,8 +169,21 @@ def _vlan_ids(context, parameter, text):
 @click.option("--malformed", type=float, default=0.0, metavar="P", help="Probability of a damaged copy.")
 @click.option("--nanosecond", is_flag=True, help="Nanosecond timestamps.")
 @click.option("--pcapng", is_flag=True, help="Write pcapng instead of pcap.")
-def generate(scenario: str, output: str, **options) -> None:
-    """Write a deterministic synthetic capture of SCENARIO (dns, http, smtp, mixed), with ground truth."""
+@click.option("--live", is_flag=True, help="Run real servers and clients on 127.0.0.1 and capture them on lo "
+              "(needs root or CAP_NET_RAW and netsift[live]; no impairments, no truth file).")
+@click.pass_context
+def generate(context: click.Context, scenario: str, output: str, live: bool, **options) -> None:
+    """Write a deterministic synthetic capture of SCENARIO (dns, http, smtp, mixed), with ground truth.
+
+    With --live, capture real traffic on loopback instead (not byte-reproducible: ports and times change).
+    """
+    if live:
+        given = [f"--{name.replace('_', '-')}" for name in options if name not in ("seed", "count")
+                 and context.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} cannot be used with --live")
+        _generate_live(scenario, output, options["seed"], options["count"])
+        return
     from captures.synthetic import generate as generate_capture
     try:
         summary = generate_capture(scenario, output, truth_path=options.pop("truth"), **options)
@@ -178,6 +191,23 @@ def generate(scenario: str, output: str, **options) -> None:
         _fail(error)
     protocols = ", ".join(f"{name} {count}" for name, count in sorted(summary.protocols.items()))
     click.echo(f"{summary.path}: {summary.packets} packets, {summary.conversations} conversations ({protocols})")
+
+
+def _generate_live(scenario: str, output: str, seed: int, count: int) -> None:
+    from captures.live import LiveCaptureError
+    from captures.loopback import LoopbackError, generate_live
+    try:
+        run = generate_live(scenario, output, seed=seed, count=count)
+    except (LoopbackError, LiveCaptureError, ValueError, OSError) as error:
+        if isinstance(error, OSError) and error.filename and error.strerror:
+            error = f"{error.filename}: {error.strerror}"
+        _fail(error)
+    protocols = ", ".join(f"{name} {number}" for name, number in sorted(run.conversations.items()))
+    ports = ", ".join(f"{name} {port}" for name, port in sorted(run.ports.items()))
+    click.echo(f"{run.path}: {run.packets} packets, {sum(run.conversations.values())} conversations ({protocols}); "
+               f"captured on lo, ports {ports}; loopback checksums are not filled in: analyse with -C")
+    if run.stats.dropped:
+        click.echo(f"netsift: warning: the kernel dropped {run.stats.dropped} packets", err=True)
 
 
 from .cli_report import report, verify  # noqa: E402 - registered on the group defined above
