@@ -161,7 +161,8 @@ def _vlan_ids(context, parameter, text):
 @click.option("--segment", type=click.Choice(["mss", "random", "every-byte"]), default="mss", show_default=True)
 @click.option("--reorder", type=float, default=0.0, metavar="P", help="Probability of reordering a segment.")
 @click.option("--duplicate", type=float, default=0.0, metavar="P", help="Probability of duplicating a segment.")
-@click.option("--loss", type=float, default=0.0, metavar="P", help="Probability of losing a data segment.")
+@click.option("--loss", type=float, default=0.0, metavar="P", help="Probability of losing a data segment (a real gap), only in content the logs do not "
+              "depend on: HTTP bodies framed by Content-Length, TLS after STARTTLS.")
 @click.option("--fragment", type=int, metavar="MTU", help="Fragment IP packets to this MTU.")
 @click.option("--vlan", callback=_vlan_ids, metavar="ID[,ID]", help="VLAN tag, or QinQ as OUTER,INNER.")
 @click.option("--ipv6", is_flag=True, help="Every conversation over IPv6.")

@@ -202,11 +202,12 @@ class Pipeline:
         self.stats.update(batch)
         fields = dissect(batch)
         datagrams = self._reassemble_fragments(batch, fields)
+        # Connection tracking takes each datagram at its completing fragment, in capture order.
+        self.connections.feed(batch, fields, datagrams=[(b, f, rows) for b, f, rows, _ in datagrams])
         for stage in self.stages:
-            if stage is not self.packets:
+            if stage is not self.packets and stage is not self.connections:
                 stage.feed(batch, fields)
         for datagram_batch, datagram_fields, rows, numbers in datagrams:
-            self.connections.feed(datagram_batch, datagram_fields, frame_rows=rows)
             for stage in self.datagram_readers:
                 stage.feed(datagram_batch, datagram_fields, frame_numbers=numbers)
         # Only the packets table shows a datagram's fields on its completing fragment,

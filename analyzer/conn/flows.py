@@ -20,6 +20,9 @@ import numpy as np
 from numba import njit, prange
 
 from . import state as S
+from .state import (V_ACK, V_BCAST, V_CHKOK, V_DHI, V_DLO, V_DPORT, V_FLAGS, V_FRAME, V_FULL, V_IPLEN,
+                    V_IPPROTO, V_ONEWAY, V_OUTER, V_PA, V_PB, V_PKIND, V_PLEN, V_PROTO, V_ROW, V_SEQ, V_SHI,
+                    V_SLO, V_SPORT, V_TS, V_VER, V_WIN)
 
 # ICMP "ports" (Zeek's ICMP4_counterpart / ICMP6_counterpart): a request/reply type maps to
 # its counterpart, anything else is one-way with the code as responder port.
@@ -180,6 +183,19 @@ def inspect_l4(data, frame_end, frame_whole, l4s, ver, iplen, ipproto, src4, tcp
             l4_ok[i] = False
 
 
+# Weirds after which Zeek drops the packet before any connection sees it: the IP
+# layer (IPAnalyzer: caplen below the total length) and CheckHeaderTrunc of the
+# transport analyzers (src/packet_analysis/protocol/ip/IPBasedAnalyzer.cc).  Tunnel
+# dissectors flag truncated_header with their name in addl; those are not drops.
+DROPPING_WEIRDS = ("truncated_IP", "truncated_IPv6", "truncated_header", "internally_truncated_header")
+
+
+def dropped_rows(fields) -> np.ndarray | None:
+    """``int64[k]`` rows of a dissected batch that Zeek drops (see :data:`DROPPING_WEIRDS`), or None."""
+    drop = [rows for rows, name, addl in fields.weird if name in DROPPING_WEIRDS and addl is None]
+    return np.concatenate(drop) if drop else None
+
+
 def build_events(batch, fields, validate: bool = True, drop_rows=None) -> np.ndarray:
     """The event matrix (``int64[k, EV_N]``) of one batch, in processing order."""
     n = fields.n
@@ -228,93 +244,117 @@ def build_events(batch, fields, validate: bool = True, drop_rows=None) -> np.nda
                validate, pay_len, ip_ok, l4_ok, l4_full)
     inner &= ip_ok
 
-    ts = batch.ts_ns
-    numbers = np.arange(n, dtype=np.int64) + batch.first_number
-    ev = np.zeros((n, EV_N), dtype=np.int64)
-    ev[:, S.V_ROW] = np.arange(n)
-    ev[:, S.V_TS] = ts
-    ev[:, S.V_FRAME] = numbers
-    ev[:, S.V_IPPROTO] = proto
-    ev[:, S.V_VER] = version
-    ev[:, S.V_SHI], ev[:, S.V_SLO], ev[:, S.V_DHI], ev[:, S.V_DLO] = shi, slo, dhi, dlo
-    ev[:, S.V_IPLEN] = iplen
-    ev[:, S.V_CHKOK] = l4_ok
-    ev[:, S.V_BCAST] = dlo == (IPV4_MAPPED | 0xFFFFFFFF)
-    # TCP
-    t = is_tcp
-    ev[t, S.V_PROTO] = S.TCP
-    ev[t, S.V_SPORT] = sport[t]
-    ev[t, S.V_DPORT] = dport[t]
-    ev[t, S.V_SEQ] = _col(fields, "_tcp.seq")[0][t]
-    ev[t, S.V_ACK] = _col(fields, "_tcp.ack")[0][t]
-    ev[t, S.V_FLAGS] = flags[t]
-    ev[t, S.V_WIN] = _col(fields, "_tcp.window")[0][t]
-    ev[t, S.V_PLEN] = tlen[t]
-    ev[t, S.V_FULL] = (pend - pstart)[t] >= tlen[t]
-    # UDP: payload bytes as the UDP length field states them (Zeek's ulen - 8)
-    u = is_udp
-    ev[u, S.V_PROTO] = S.UDP
-    ev[u, S.V_SPORT] = sport[u]
-    ev[u, S.V_DPORT] = dport[u]
-    ev[u, S.V_PLEN] = np.where(udp_len[u] >= 0, udp_len[u] - 8, 0)
-    ev[u, S.V_FULL] = 1
-    # ICMP
-    c = is_icmp
-    ev[c, S.V_PROTO] = S.ICMP
-    kind = itype[c]
-    table = np.where(proto[c] == 1, ICMP4_COUNTERPART[kind], ICMP6_COUNTERPART[kind])
-    oneway = table < 0
-    ev[c, S.V_SPORT] = kind
-    ev[c, S.V_DPORT] = np.where(oneway, icode[c], table)
-    ev[c, S.V_ONEWAY] = oneway
-    captured_payload = frame_end[c] - l4s[c]
-    plen = np.where(pay_len[c] >= 0, pay_len[c], captured_payload)
-    ev[c, S.V_PLEN] = plen - 8
-    ev[c, S.V_FULL] = captured_payload >= plen
-
     # Tunnels: outer addresses differ from the innermost ones.
     ohs, ols, ohd, old, ok_outer = _outer_addresses(fields)
-    tunneled = ok_ip & ok_outer & ((ohs != shi) | (ols != slo) | (ohd != dhi) | (old != dlo))
     usp, ok_usp = _col(fields, "udp.srcport")
     udp_dport, _ = _col(fields, "udp.dstport")
     outer_proto, ok_op = _col(fields, "ip_proto")
     ulen_field, ok_ulen = _col(fields, "udp.length")
     outer_udp_candidate = ok_usp & ok_ulen & ok_op & (outer_proto == 17) & ok_outer
-    outer_udp = outer_udp_candidate & (tunneled | (ok_ip & ((sport != usp) | (dport != udp_dport)
-                                                           | (proto != 17) | ~inner)))
     if drop_rows is not None and len(drop_rows):
-        outer_udp[drop_rows] = False
-    ev[:, S.V_PKIND] = np.where(inner & tunneled, 2, 0)
-    ev[inner & tunneled & outer_udp, S.V_PKIND] = 1
-    ip_tunnel = inner & tunneled & ~outer_udp
-    if ip_tunnel.any():
-        from .state import _mix_np
-        ev[ip_tunnel, S.V_PA], ev[ip_tunnel, S.V_PB] = _mix_np(ohs[ip_tunnel], ols[ip_tunnel],
-                                                               ohd[ip_tunnel], old[ip_tunnel])
-    events = ev[inner]
-    if outer_udp.any():
-        o = np.flatnonzero(outer_udp)
-        outer = np.zeros((len(o), EV_N), dtype=np.int64)
-        outer[:, S.V_ROW] = o
-        outer[:, S.V_TS] = ts[o]
-        outer[:, S.V_FRAME] = numbers[o]
-        outer[:, S.V_PROTO] = S.UDP
-        outer[:, S.V_IPPROTO] = 17
-        s4, ok4 = _col(fields, "ip.src")
-        outer[:, S.V_VER] = np.where(ok4[o], 4, 6)
-        outer[:, S.V_SHI], outer[:, S.V_SLO] = ohs[o], ols[o]
-        outer[:, S.V_DHI], outer[:, S.V_DLO] = ohd[o], old[o]
-        outer[:, S.V_SPORT] = usp[o]
-        outer[:, S.V_DPORT] = udp_dport[o]
-        v4len, okv4len = _col(fields, "ip.len")
-        v6plen, _ = _col(fields, "ipv6.plen")
-        outer[:, S.V_IPLEN] = np.where(okv4len[o], v4len[o], v6plen[o] + 40)
-        outer[:, S.V_PLEN] = ulen_field[o] - 8
-        outer[:, S.V_FULL] = 1
-        outer[:, S.V_CHKOK] = 1
-        outer[:, S.V_BCAST] = old[o] == (IPV4_MAPPED | 0xFFFFFFFF)
-        outer[:, S.V_OUTER] = 1
-        events = np.concatenate([outer, events])
-        order = np.argsort(events[:, S.V_ROW] * 2 + (1 - events[:, S.V_OUTER]), kind="stable")
-        events = events[order]
-    return np.ascontiguousarray(events)
+        outer_udp_candidate[drop_rows] = False
+    ok4 = _col(fields, "ip.src")[1]
+    v4len, okv4len = _col(fields, "ip.len")
+    v6plen, _ = _col(fields, "ipv6.plen")
+    outer_iplen = np.where(okv4len, v4len, v6plen + 40)
+    events = np.empty((int(inner.sum()) + int(outer_udp_candidate.sum()), EV_N), dtype=np.int64)
+    k = _assemble(events, batch.ts_ns, np.int64(batch.first_number), inner, is_tcp, is_udp, ok_ip,
+                  proto, version, shi, slo, dhi, dlo, iplen, l4_ok, sport, dport,
+                  _col(fields, "_tcp.seq")[0], _col(fields, "_tcp.ack")[0], flags,
+                  _col(fields, "_tcp.window")[0], tlen, pend - pstart, udp_len, itype, icode,
+                  frame_end - l4s, pay_len, ICMP4_COUNTERPART, ICMP6_COUNTERPART,
+                  ohs, ols, ohd, old, ok_outer, outer_udp_candidate, usp, udp_dport, ulen_field, ok4,
+                  outer_iplen)
+    return events[:k]
+
+
+@njit(cache=True)
+def _assemble(ev, ts, first_number, inner, is_tcp, is_udp, ok_ip, proto, version, shi, slo, dhi, dlo,
+              iplen, l4_ok, sport, dport, seq, ack, flags, window, tlen, payload_captured, udp_len, itype,
+              icode, l4_captured, pay_len, icmp4_counterpart, icmp6_counterpart, ohs, ols, ohd, old,
+              ok_outer, outer_udp_candidate, usp, udp_dport, ulen_field, ok4, outer_iplen):
+    """Write the events of one batch into ``ev`` in processing order; returns how many.
+
+    Per frame: first the event of a UDP tunnel's outer connection (``V_OUTER``
+    1), then the innermost transport event.  ``V_PKIND``: 0 not tunnelled, 1
+    tunnelled in UDP (the parent is the outer event's connection), 2 other IP
+    tunnels (the parent is a synthetic uid of the outer address pair, in
+    ``V_PA``/``V_PB``).
+    """
+    n = ts.shape[0]
+    k = 0
+    for i in range(n):
+        tunneled = ok_ip[i] and ok_outer[i] and (ohs[i] != shi[i] or ols[i] != slo[i]
+                                                 or ohd[i] != dhi[i] or old[i] != dlo[i])
+        outer_udp = outer_udp_candidate[i] and (tunneled or (ok_ip[i] and (
+            sport[i] != usp[i] or dport[i] != udp_dport[i] or proto[i] != 17 or not inner[i])))
+        if outer_udp:
+            e = ev[k]
+            e[:] = 0
+            e[V_ROW] = i
+            e[V_TS] = ts[i]
+            e[V_FRAME] = first_number + i
+            e[V_PROTO] = S.UDP
+            e[V_IPPROTO] = 17
+            e[V_VER] = 4 if ok4[i] else 6
+            e[V_SHI], e[V_SLO], e[V_DHI], e[V_DLO] = ohs[i], ols[i], ohd[i], old[i]
+            e[V_SPORT] = usp[i]
+            e[V_DPORT] = udp_dport[i]
+            e[V_IPLEN] = outer_iplen[i]
+            e[V_PLEN] = ulen_field[i] - 8
+            e[V_FULL] = 1
+            e[V_CHKOK] = 1
+            e[V_BCAST] = old[i] == (IPV4_MAPPED | 0xFFFFFFFF)
+            e[V_OUTER] = 1
+            k += 1
+        if not inner[i]:
+            continue
+        e = ev[k]
+        e[:] = 0
+        e[V_ROW] = i
+        e[V_TS] = ts[i]
+        e[V_FRAME] = first_number + i
+        e[V_IPPROTO] = proto[i]
+        e[V_VER] = version[i]
+        e[V_SHI], e[V_SLO], e[V_DHI], e[V_DLO] = shi[i], slo[i], dhi[i], dlo[i]
+        e[V_IPLEN] = iplen[i]
+        e[V_CHKOK] = l4_ok[i]
+        e[V_BCAST] = dlo[i] == (IPV4_MAPPED | 0xFFFFFFFF)
+        if is_tcp[i]:
+            e[V_PROTO] = S.TCP
+            e[V_SPORT] = sport[i]
+            e[V_DPORT] = dport[i]
+            e[V_SEQ] = seq[i]
+            e[V_ACK] = ack[i]
+            e[V_FLAGS] = flags[i]
+            e[V_WIN] = window[i]
+            e[V_PLEN] = tlen[i]
+            e[V_FULL] = payload_captured[i] >= tlen[i]
+        elif is_udp[i]:
+            # Payload bytes as the UDP length field states them (Zeek's ulen - 8).
+            e[V_PROTO] = S.UDP
+            e[V_SPORT] = sport[i]
+            e[V_DPORT] = dport[i]
+            e[V_PLEN] = udp_len[i] - 8 if udp_len[i] >= 0 else 0
+            e[V_FULL] = 1
+        else:
+            e[V_PROTO] = S.ICMP
+            kind = itype[i]
+            counterpart = icmp4_counterpart[kind] if proto[i] == 1 else icmp6_counterpart[kind]
+            e[V_SPORT] = kind
+            e[V_DPORT] = icode[i] if counterpart < 0 else counterpart
+            e[V_ONEWAY] = counterpart < 0
+            plen = pay_len[i] if pay_len[i] >= 0 else l4_captured[i]
+            e[V_PLEN] = plen - 8
+            e[V_FULL] = l4_captured[i] >= plen
+        if tunneled:
+            e[V_PKIND] = 1 if outer_udp else 2
+            if not outer_udp:
+                a_hi, a_lo, b_hi, b_lo = ohs[i], ols[i], ohd[i], old[i]
+                if not (a_hi < b_hi or (a_hi == b_hi and a_lo <= b_lo)):
+                    a_hi, a_lo, b_hi, b_lo = b_hi, b_lo, a_hi, a_lo
+                h = S._mix(S._mix(S._mix(S._mix(np.int64(0x7475), a_hi), a_lo), b_hi), b_lo)
+                e[V_PA] = h
+                e[V_PB] = S._mix(h, np.int64(0x5DEECE66D)) & S.M32
+        k += 1
+    return k

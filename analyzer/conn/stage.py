@@ -22,8 +22,10 @@ import struct
 import numpy as np
 import pandas as pd
 
+from dissectors.stack import TUNNEL_SERVICES
+
 from . import state as S
-from .flows import ICMP4_COUNTERPART, ICMP6_COUNTERPART, build_events
+from .flows import ICMP4_COUNTERPART, ICMP6_COUNTERPART, build_events, dropped_rows
 from .schema import CONN
 from .uid import encode as encode_uid
 
@@ -143,6 +145,7 @@ class ConnStage:
         self._frame_serial: list[np.ndarray] = []
         self._rows: list[dict[str, np.ndarray]] = []
         self._services: dict[str, list[str]] = {}
+        self._teredo_senders: dict[int, set] = {}
         self.packet_uid = None
         self.batch_serial = np.zeros(0, dtype=np.int64)
         self.frame: pd.DataFrame | None = None
@@ -163,20 +166,39 @@ class ConnStage:
         self.C, self.H, self.free = C, H, free
         self.n_free += len(added)
 
-    def feed(self, batch, fields, frame_rows: np.ndarray | None = None) -> None:
+    def feed(self, batch, fields, frame_rows: np.ndarray | None = None, datagrams=()) -> None:
         """Track the connections of one batch (``PacketBatch`` and its dissected ``Fields``).
 
-        ``frame_rows`` marks a batch of reassembled IP datagrams (``int64[k]``):
-        datagram ``i`` was completed by row ``frame_rows[i]`` of the batch fed
-        just before, and that frame takes the datagram's connection.
+        ``datagrams``: the IP datagrams reassembled from this batch's fragments,
+        ``(batch, fields, rows)`` each, datagram ``i`` completed by row
+        ``rows[i]`` (``int64``) of ``batch``.  Their packets are processed at
+        the place of the completing fragment, in capture order with the
+        batch's own packets, as Zeek does (reassembly happens before
+        connection lookup): processing them after the whole batch would show
+        their data as gaps and then retransmissions (``g``/``t`` history,
+        ``missed_bytes``).  That fragment frame takes the datagram's connection.
+
+        ``frame_rows`` marks a batch of reassembled datagrams fed on its own
+        after the batch they came from (``rows`` as above; kept for callers
+        that feed them separately).
         """
         n = len(batch)
-        drop = None
-        for rows, name, _ in fields.weird:
-            if name in ("truncated_IP", "truncated_IPv6"):
-                drop = rows if drop is None else np.concatenate([drop, rows])
-        events = build_events(batch, fields, self.validate, drop)
-        k = len(events)
+        parts = [(batch, fields, None)] + list(datagrams)
+        events, keys, sizes = [], [], []
+        for part_batch, part_fields, rows in parts:
+            part_events = build_events(part_batch, part_fields, self.validate, dropped_rows(part_fields))
+            row = part_events[:, S.V_ROW]
+            events.append(part_events)
+            keys.append(row if rows is None else rows[row])
+            sizes.append(len(part_batch))
+        if len(parts) > 1:
+            # Capture order: by (completing) row; within a row the batch's own events first.
+            source = np.concatenate([np.full(len(e), i) for i, e in enumerate(events)])
+            order = np.lexsort((source, np.concatenate(keys)))
+            merged = np.ascontiguousarray(np.concatenate(events)[order])
+        else:
+            order, merged = None, events[0]
+        k = len(merged)
         if self.n_free < k:
             self._grow(k - self.n_free)
         done = np.empty(k + self.C.shape[0], dtype=np.int64)
@@ -184,16 +206,28 @@ class ConnStage:
         out_a = np.empty(k, dtype=np.int64)
         out_b = np.empty(k, dtype=np.int64)
         self.n_free, n_done, self.serial = S.process_events(
-            events, self.C, self.H, self.table, self.free, self.n_free, done, 0, self.serial,
+            merged, self.C, self.H, self.table, self.free, self.n_free, done, 0, self.serial,
             self.likely_tcp, self.likely_udp, self.uid_seed, out_serial, out_a, out_b)
-        frame_serial = np.full(n, -1, dtype=np.int64)
-        if k:
-            frame_serial[events[:, S.V_ROW]] = out_serial
+        if order is not None:
+            unsorted = np.empty(k, dtype=np.int64)
+            unsorted[order] = out_serial
+            out_serial = unsorted
+        bounds = np.cumsum([0] + [len(e) for e in events])
+        per_part = []
+        for i, part_events in enumerate(events):
+            part_serial = np.full(sizes[i], -1, dtype=np.int64)
+            if len(part_events):
+                part_serial[part_events[:, S.V_ROW]] = out_serial[bounds[i]:bounds[i + 1]]
+                self._confirm_tunnels(parts[i][1], part_events, out_serial[bounds[i]:bounds[i + 1]])
+            per_part.append(part_serial)
+        frame_serial = per_part[0]
+        for (_, _, rows), part_serial in zip(parts[1:], per_part[1:]):
+            # Each datagram's connection goes to the fragment frame that completed it.
+            frame_serial[rows] = part_serial
         if frame_rows is None:
             self._frame_serial.append(frame_serial)
             self.batch_serial = frame_serial   # per frame of the last batch: connection serial, -1 for none
         elif self._frame_serial:
-            # Each datagram's connection goes to the fragment frame that completed it.
             self._frame_serial[-1][frame_rows] = frame_serial
         if n:
             now = int(batch.ts_ns.max())
@@ -212,6 +246,32 @@ class ConnStage:
         ep = S.endpoint_summary(self.C, slots)
         hist = self.H[slots]
         return {"C": C, "ep": ep, "hist": hist}
+
+    def _confirm_tunnels(self, fields, events: np.ndarray, serials: np.ndarray) -> None:
+        """Give a tunnel's outer UDP connection its ``service`` (Zeek's analyzer confirmation).
+
+        Zeek confirms VXLAN, Geneve, AYIYA and GTP on the first packet that
+        decodes; Teredo only once both endpoints sent one
+        (``Tunnel::delay_teredo_confirmation``, default true), since its
+        recognition by content is loose.
+        """
+        code = fields.values.get("_tunnel.service")
+        if code is None:
+            return
+        outer = np.flatnonzero(events[:, S.V_OUTER] == 1)
+        rows = events[outer, S.V_ROW]
+        decoded = fields.valid["_tunnel.service"][rows]
+        outer, rows = outer[decoded], rows[decoded]
+        senders = np.unique(np.column_stack([serials[outer], code[rows], events[outer, S.V_SHI],
+                                             events[outer, S.V_SLO], events[outer, S.V_SPORT]]), axis=0)
+        for serial, tunnel, host_hi, host_lo, port in senders.tolist():
+            name = TUNNEL_SERVICES[tunnel]
+            if name == "teredo":
+                senders = self._teredo_senders.setdefault(serial, set())
+                senders.add((host_hi, host_lo, port))
+                if len(senders) < 2:
+                    continue
+            self.set_service(serial, name)
 
     def set_service(self, conn, name: str) -> None:
         """Record an application protocol confirmed on a connection (joined with commas, as Zeek).

@@ -38,6 +38,8 @@ import pandas as pd
 from dissectors import dns as wire
 from dissectors import dns_rdata as rdata
 
+from analyzer.conn.flows import dropped_rows
+
 from . import pairing as pr
 from .schema import DNS, DNS_MESSAGES
 from .transport import V4_MAPPED, TcpFramer, address_bytes, format_address, udp_datagrams
@@ -149,10 +151,12 @@ class DnsStage:
         serial = getattr(self.connections, "batch_serial", None) if frame_numbers is None else None
         if serial is not None and len(serial) != len(batch):
             serial = None
+        dropped = dropped_rows(fields)
         with _gc_paused():
             self._udp(batch.data, dgrams.rows, dgrams.src, dgrams.dst, dgrams.sport, dgrams.dport, dgrams.start,
                       dgrams.end, dgrams.delivered, ts, frame, batch.ts_ns.astype(np.int64, copy=False),
-                      None if serial is None else serial[dgrams.rows])
+                      None if serial is None else serial[dgrams.rows],
+                      None if dropped is None else np.isin(dgrams.rows, dropped))
 
     def feed_datagram(self, src_h: str, src_p: int, dst_h: str, dst_p: int, payload: bytes, ts_ns: int,
                       frame_number: int, checksum_ok: bool = True) -> None:
@@ -318,7 +322,7 @@ class DnsStage:
     # ------------------------------------------------------------------ machinery
 
     def _udp(self, data, rows, src, dst, sport, dport, start, end, delivered, ts, frame, pkt_ts,
-             serial=None) -> None:
+             serial=None, dropped=None) -> None:
         tuples, src_lo = self._tuples(src, dst, sport, dport)
         idx = np.flatnonzero(delivered)
         netbios = ((sport == 137) | (dport == 137))[idx]
@@ -331,6 +335,8 @@ class DnsStage:
         ev_msg = np.full(len(rows), -1, dtype=np.int64)
         ev_msg[idx] = np.arange(len(idx))
         ev_kind = np.where(delivered, pr.EV_MSG, pr.EV_NODELIVER).astype(np.int64)
+        if dropped is not None:
+            ev_kind[dropped] = pr.EV_SKIP     # Zeek drops the packet (truncated_IP ...): messages table only
         self._process(data, parsed, netbios, rows.astype(np.int64), ev_kind, tuples, src_lo, ev_msg, ts, frame,
                       pkt_ts, idx, advance=True)
 
@@ -394,6 +400,8 @@ class DnsStage:
         part = np.where(np.isin(sect, _ANSWERISH), 0, np.where(sect == wire.SECT_AUTH, 1, 2)).astype(np.int8)
         self._owned.append((rec_serial[owned], part, text, rec[owned, wire.R_TTL].astype(np.uint32)))
         # Weird rows, with what they need of their message (time, frame, connection, direction).
+        if len(weird):
+            weird = weird[ev_kind[msg_events[weird[:, wire.W_MSG]]] != pr.EV_SKIP]
         if len(weird):
             e = msg_events[weird[:, wire.W_MSG]]
             self._weirds.append((weird[:, 1:4].copy(), ev_ts[e], ev_frame[e], ev_tuple[e],

@@ -64,7 +64,9 @@ NRW = 16
 NC = 11
 
 # Event kinds.
-EV_MSG, EV_NODELIVER, EV_CLOSE, EV_TCPMSG, EV_TCPFLUSH = range(5)
+# EV_SKIP: a message Zeek never sees (its packet is dropped, e.g. truncated_IP): kept for the
+# Wireshark-view messages table, left out of pairing.
+EV_MSG, EV_NODELIVER, EV_CLOSE, EV_TCPMSG, EV_TCPFLUSH, EV_SKIP = range(6)
 
 TABLE_QUERIES, TABLE_REPLIES = 0, 1
 DNS_SESSION_TIMEOUT_NS = 10_000_000_000
@@ -584,12 +586,17 @@ def pair(TUP, INS, ENT, SES, HEAP, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, pkt
                 _fire_timers(TUP, INS, ENT, SES, HEAP, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, CNT[C_NET],
                              timeout)
             while k < nev and ev_pkt[k] == p:
+                if ev_kind[k] == EV_SKIP:
+                    k += 1
+                    continue
                 _event(TUP, INS, ENT, SES, HEAP, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, hdr, rec, rec_text,
                        rec_serial, netbios, m_orig, ev_kind[k], ev_tuple[k], ev_src_lo[k], ev_msg[k], ev_ts[k],
                        ev_frame[k], timeout, max_ids, max_msgs)
                 k += 1
     else:
         for k in range(nev):
+            if ev_kind[k] == EV_SKIP:
+                continue
             _event(TUP, INS, ENT, SES, HEAP, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, hdr, rec, rec_text,
                    rec_serial, netbios, m_orig, ev_kind[k], ev_tuple[k], ev_src_lo[k], ev_msg[k], ev_ts[k],
                    ev_frame[k], timeout, max_ids, max_msgs)

@@ -40,7 +40,9 @@ Connections:
   (:meth:`StreamReassembler.ack`), so holes the receiver acknowledged are
   given up as gaps, as Zeek does.  Applying them per batch rather than per
   packet means a segment that arrives after an ACK covering it, in the same
-  batch, is still used.
+  batch, is still used; except that the ACK of a segment (data, SYN or FIN)
+  is applied to the peer before that segment's bytes, so the peer's gap comes
+  before them in the deliveries, as in Zeek.
 
 Memory: each direction buffers at most ``max_buffered`` (10 MiB) of
 out-of-order bytes (see :mod:`analyzer.reassembly.stream`); all connections
@@ -272,14 +274,15 @@ class TcpReassembly:
         conns = [get(canon) for canon in canons]
         uids, lower, numbers, ts_all = c["uids"], c["lower"], c["numbers"], c["ts"]
 
+        acking = c["acking"]
         seg = np.flatnonzero(c["segment"])
         if len(seg):
             self._segments(seg.tolist(), c["part"][seg].tolist(), c["start"][seg].tolist(),
                            c["end"][seg].tolist(), datas, c["seq"][seg].tolist(), c["flags"][seg].tolist(),
                            c["stated"][seg].tolist(), ts_all[seg].tolist(), numbers[seg].tolist(),
-                           inverse[seg].tolist(), lower[seg].tolist(), uids, canons, conns, out)
+                           inverse[seg].tolist(), lower[seg].tolist(), uids, canons, conns, out,
+                           np.where(acking[seg], c["ack"][seg], -1).tolist())
 
-        acking = c["acking"]
         if acking.any():
             # The last acknowledgement each endpoint sent, applied to its peer's stream.
             ack_positions = np.flatnonzero(acking)
@@ -304,16 +307,24 @@ class TcpReassembly:
                     out.append(Delivery(conn.key, peer_is_orig, chunk))
 
     def _segments(self, positions, part, starts, ends, datas, seqs, flags, stated, ts, numbers, inverse,
-                  lower, uids, canons, conns, out) -> None:
-        """The per-segment loop (hot: locals only, and StreamReassembler.add's fast path inlined)."""
+                  lower, uids, canons, conns, out, acks) -> None:
+        """The per-segment loop (hot: locals only, and StreamReassembler.add's fast path inlined).
+
+        ``acks``: each segment's acknowledgement number (-1: none).  One that
+        is ahead of the peer's next expected byte gives up the peer's hole
+        before the segment's own bytes are delivered, as Zeek processes a
+        packet's ACK before its data (``TCPSessionAdapter::DeliverPacket``):
+        otherwise a request whose tail was lost would end only after the
+        response that acknowledged it.
+        """
         weirds = self._weirds
         append = out.append
         new_tuple = _tuple_new
         chunk_type, delivery_type = Chunk, Delivery
         data = datas[0]
         single = len(datas) == 1
-        for j, p, u, f, t, a, b, size, seq, number, sender_lower in zip(
-                positions, part, inverse, flags, ts, starts, ends, stated, seqs, numbers, lower):
+        for j, p, u, f, t, a, b, size, seq, number, sender_lower, ack in zip(
+                positions, part, inverse, flags, ts, starts, ends, stated, seqs, numbers, lower, acks):
             if not single:
                 data = datas[p]
             conn = conns[u]
@@ -327,6 +338,13 @@ class TcpReassembly:
             orig_side = sender_lower == conn.orig_lower
             stream = conn.streams[0] if orig_side else conn.streams[1]
             conn.last_ts = t
+            if ack >= 0:
+                peer = conn.streams[1] if orig_side else conn.streams[0]
+                if peer.started and (ack - peer._base - peer._next) & 0xFFFFFFFF:
+                    before = peer.buffered
+                    for chunk in peer.ack(ack, t, number):
+                        append(delivery_type(conn.key, not orig_side, chunk))
+                    self._buffered += peer.buffered - before
             # 0x07: FIN | SYN | RST.
             if (not f & 0x07 and size == b - a and not stream._blocks and stream.started
                     and stream.fin is None and not (seq - stream._base - stream._next) & 0xFFFFFFFF):

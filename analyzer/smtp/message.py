@@ -183,6 +183,9 @@ def _value(s: bytes, i: int, boundary: bool = False) -> tuple[bytes, int] | None
     if not boundary:
         i = _skip_lws_comments(s, i)
     if i < len(s) and s[i] == 34:             # quoted string with quoted pairs
+        close = s.find(b'"', i + 1)
+        if close >= 0 and s.find(b"\\", i + 1, close) < 0:
+            return s[i + 1:close], close + 1  # no quoted pair: the text up to the closing quote
         j = i + 1
         out = bytearray()
         while j < len(s):
@@ -465,7 +468,9 @@ def _decode(seg: bytes, encoding: int, in_multipart: bool) -> bytes:
         try:
             return binascii.a2b_base64(seg)
         except (binascii.Error, ValueError):
-            return binascii.a2b_base64(re.sub(rb"[^A-Za-z0-9+/]", b"", seg)[: len(seg) // 4 * 4])
+            # Whole 4-character groups of the alphabet only (a gap can leave a partial group).
+            clean = re.sub(rb"[^A-Za-z0-9+/]", b"", seg)
+            return binascii.a2b_base64(clean[: len(clean) // 4 * 4])
     if encoding == ENC_QP:
         if _QP_ODD.search(seg) is None:
             if (b" \r\n" in seg or b"\t\r\n" in seg or b"\r\r" in seg

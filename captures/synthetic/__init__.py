@@ -19,7 +19,12 @@ every-byte the HTTP/SMTP content is drawn smaller so that captures stay a
 few thousand packets); ``reorder``/``duplicate``/``loss`` probabilities per
 TCP packet (UDP and ICMP are left alone so the DNS truth stays exact;
 reordering swaps data segments going the same way; loss drops data
-segments without retransmission: a real gap, reported as ``missed_bytes``);
+segments without retransmission: a real gap, reported as ``missed_bytes``,
+but only segments inside content the application logs do not depend on, so
+that the truth stays exact: an HTTP body framed by Content-Length without
+content coding, after its first byte (Zeek skips such a gap and counts it in
+the body length), and the TLS bytes after SMTP STARTTLS; DNS messages, HTTP
+headers, chunked or compressed bodies and the SMTP dialogue are never lost);
 ``fragment`` = MTU for IPv4 fragmentation (8-byte multiples, MF/offset) and
 IPv6 Fragment headers, done on the rendered bytes (scapy's ``defragment`` /
 ``defragment6`` reassemble them, see the tests); ``vlan`` tags (one: 802.1Q;
@@ -59,7 +64,26 @@ from .scenarios import SCENARIOS, Builder, run
 from .tcp import SEGMENT_MODES
 from .truth import conn_records, read_jsonl, write_jsonl
 
-__all__ = ["generate", "GenerationSummary", "SCENARIOS", "SEGMENT_MODES", "read_jsonl"]
+__all__ = ["IMPAIRMENTS", "SCENARIOS", "SEGMENT_MODES", "GenerationSummary", "generate", "read_jsonl"]
+
+#: One setting of each impairment, by name: the keyword arguments of
+#: :func:`generate` that the tests run every scenario with.
+IMPAIRMENTS = {
+    "plain": {},
+    "random-seg": {"segment": "random"},
+    "every-byte": {"segment": "every-byte"},
+    "reorder": {"reorder": 0.3},
+    "duplicate": {"duplicate": 0.3},
+    "loss": {"loss": 0.2},
+    "fragment": {"fragment": 576},
+    "vlan": {"vlan": (10,)},
+    "qinq": {"vlan": (10, 20)},
+    "ipv6": {"ipv6": True},
+    "snaplen": {"snaplen": 96},
+    "malformed": {"malformed": 0.1},
+    "nanosecond": {"nanosecond": True},
+    "pcapng": {"pcapng": True},
+}
 
 
 @dataclass
@@ -174,6 +198,12 @@ def generate(scenario: str, path, seed: int = 1, count: int = 10, truth_path=Non
     ipid_seed = gen.integers(0, 65536, 2 * len(flows), dtype=np.int64)
     data, off, length, l3 = render(pk, cap.arena, flows, vlan, ipid_seed)
     ts = pk[:, 0].copy()
+    # Packets the snaplen cuts (with fragmentation: whose largest fragment it cuts).
+    cut = None
+    if snaplen:
+        cut = length > snaplen
+        if fragment:
+            cut = np.minimum(length, l3 + fragment) > snaplen
 
     services = [f.service or f.proto for f in flows]
     svc_of_pkt = np.array([services[i] for i in range(len(flows))], dtype=object)
@@ -212,14 +242,16 @@ def generate(scenario: str, path, seed: int = 1, count: int = 10, truth_path=Non
     writer = write_pcapng if pcapng else write_pcap
     writer(path, batch, link_type=1, snaplen=snaplen or 262144, nanosecond=nanosecond)
 
-    conns = conn_records(flows, pk, 9 if nanosecond else 6)
+    conns = conn_records(flows, pk, 9 if nanosecond else 6, cut, cut_exact=not fragment)
     records = {"conn": len(conns)}
     for r in cap.truth:
         records[r["table"]] = records.get(r["table"], 0) + 1
     if truth_path is not None:
+        cut_flows = sorted(set(pk[cut, 1].tolist())) if cut is not None else []
         head = {"table": "packets", "frames": n, "link_type": 1,
                 "snaplen": snaplen or 262144, "malformed": bad_frames,
                 "malformed_detail": bad_detail,
+                "cut": [[*flows[i].ids().values(), flows[i].proto] for i in cut_flows],
                 "fragmented": int(len(big)) if fragment else 0,
                 "scenario": scenario, "seed": seed, "count": count}
         write_jsonl(truth_path, [head] + conns + cap.truth)

@@ -9,7 +9,11 @@ Zeek conventions used by :func:`truth_fields`: ``query`` without the final
 dot; ``answers`` holds the answer section only, rendered as Zeek does (address
 for A/AAAA, target name for CNAME/NS/PTR/MX/SRV, MNAME for SOA,
 ``TXT <len> <string>`` joined by spaces for TXT); ``TTLs`` are seconds as
-floats; unset fields (no answers) are left out, as in Zeek's JSON logs.
+floats; unset fields (no answers) are left out, as in Zeek's JSON logs;
+``TC`` is the query's bit (``dns_request`` in ``base/protocols/dns/main.zeek``),
+so a truncated UDP answer still logs ``TC: false``; ``AA``/``RA`` are the
+response's bits only when it carries an answer record (``DNS::do_reply``),
+else false (NXDOMAIN, truncated).
 """
 
 from __future__ import annotations
@@ -165,11 +169,15 @@ def _render_answer(rec) -> str:
 
 def truth_fields(ex: dict, truncated: bool = False) -> dict:
     """Zeek dns.log fields from ``query`` on (``id.*``, ``proto``, ``trans_id`` come first)."""
+    answered = bool(ex["answers"]) and not truncated
+    # Zeek takes TC (and RD, Z) from the query, which never sets TC, and AA/RA
+    # from the response only when it has an answer-section record (DNS::do_reply
+    # for DNS_ANS); otherwise they keep their default F.
     rec = {"query": ex["qname"], "qclass": 1, "qclass_name": "C_INTERNET",
            "qtype": QTYPES[ex["qtype"]], "qtype_name": ex["qtype"],
            "rcode": ex["rcode"], "rcode_name": RCODE_NAMES[ex["rcode"]],
-           "AA": bool(ex["aa"]), "TC": truncated, "RD": True, "RA": True, "Z": 0}
-    if ex["answers"] and not truncated:
+           "AA": answered and bool(ex["aa"]), "TC": False, "RD": True, "RA": answered, "Z": 0}
+    if answered:
         rec["answers"] = [_render_answer(r) for r in ex["answers"]]
         rec["TTLs"] = [float(r[2]) for r in ex["answers"]]
     return rec

@@ -67,9 +67,15 @@ def _response(rng: random.Random, code: int, msg: str, headers: list[str], body:
 def session(rng: random.Random, small: bool = False):
     """One connection's worth of HTTP.
 
-    Returns ``(turns, records, closer)``: ``turns`` are ``(direction, bytes,
-    think_ns)``; ``records`` Zeek http.log fields from ``trans_depth`` on, one
-    per transaction; ``closer`` the side that starts the teardown.
+    Returns ``(turns, records, closer, skippable)``: ``turns`` are
+    ``(direction, bytes, think_ns)``; ``records`` Zeek http.log fields from
+    ``trans_depth`` on, one per transaction; ``closer`` the side that starts
+    the teardown; ``skippable`` per direction the ``(start, end)`` offsets in
+    that direction's byte stream that a content gap may hit without changing
+    the log (see :data:`..tcp` loss): the bytes of a body framed by
+    Content-Length without content coding, after its first byte.  Zeek's
+    ``HTTP_Entity::Undelivered`` skips a gap there (parsing goes on, the gap
+    counts in the body length) unless no body byte was delivered yet.
     """
     host = f"www.{domain(rng)}"
     ua = rng.choice(USER_AGENTS)
@@ -123,6 +129,7 @@ def session(rng: random.Random, small: bool = False):
         rec.update({"version": "1.1", "user_agent": ua, "request_body_len": len(req_body)})
         conn_hdr = ["Connection: close"] if last and close else ["Keep-Alive: timeout=5"]
         body_len = 0
+        plain = 0         # length of the response's Content-Length body without content coding
         interim = None
         if kind in ("get", "head"):
             body = _html(rng, rng.randint(200, 400) if small else rng.randint(200, 6000))
@@ -130,11 +137,13 @@ def session(rng: random.Random, small: bool = False):
                                               f"Content-Length: {len(body)}"] + conn_hdr,
                              body if method == "GET" else b"")
             code, msg, body_len = 200, "OK", len(body) if method == "GET" else 0
+            plain = body_len
         elif kind == "get_large":
             body = rng.randbytes(rng.randint(300, 500) if small else rng.randint(20_000, 120_000))
             resp = _response(rng, 200, "OK", ["Content-Type: application/octet-stream",
                                               f"Content-Length: {len(body)}"] + conn_hdr, body)
             code, msg, body_len = 200, "OK", len(body)
+            plain = body_len
         elif kind == "chunked":
             body = _html(rng, rng.randint(300, 500) if small else rng.randint(300, 12000))
             trailer = f"X-Content-Checksum: {rng.getrandbits(64):016x}"
@@ -167,29 +176,40 @@ def session(rng: random.Random, small: bool = False):
             code, msg = (201, "Created") if rng.random() < 0.4 else (200, "OK")
             resp = _response(rng, code, msg, ["Content-Type: application/json",
                                               f"Content-Length: {len(body)}"] + conn_hdr, body)
-            body_len = len(body)
+            body_len = plain = len(body)
             if kind == "post_continue":
                 interim = b"HTTP/1.1 100 Continue\r\n\r\n"
         rec.update({"response_body_len": body_len, "status_code": code, "status_msg": msg})
         if interim:
             rec.update({"info_code": 100, "info_msg": "Continue"})
-        txs.append((req_head, req_body, interim, resp, rec))
+        txs.append((req_head, req_body, interim, resp, rec, plain))
         if kind == "get" and rng.random() < 0.6:
             referrer = f"http://{host}{uri}"
 
     turns = []
+    pos = [0, 0]
+    skippable = ([], [])
+
+    def send(d, parts, think):
+        # parts: (bytes, length of its skippable Content-Length body at the end)
+        for data, body in parts:
+            if body > 1:
+                skippable[d].append((pos[d] + len(data) - body + 1, pos[d] + len(data)))
+            pos[d] += len(data)
+        turns.append((d, b"".join(p[0] for p in parts), think))
+
     if pipelined:
-        turns.append((0, b"".join(t[0] + t[1] for t in txs), 0))
+        send(0, [(t[0] + t[1], len(t[1])) for t in txs], 0)
         for t in txs:
-            turns.append((1, t[3], rng.randrange(100_000, 3_000_000)))
+            send(1, [(t[3], t[5])], rng.randrange(100_000, 3_000_000))
     else:
         for t in txs:
             think = rng.randrange(1_000_000, 80_000_000) if turns else rng.randrange(100_000)
             if t[2]:
-                turns.append((0, t[0], think))
-                turns.append((1, t[2], rng.randrange(50_000, 500_000)))
-                turns.append((0, t[1], rng.randrange(20_000, 200_000)))
+                send(0, [(t[0], 0)], think)
+                send(1, [(t[2], 0)], rng.randrange(50_000, 500_000))
+                send(0, [(t[1], len(t[1]))], rng.randrange(20_000, 200_000))
             else:
-                turns.append((0, t[0] + t[1], think))
-            turns.append((1, t[3], rng.randrange(100_000, 20_000_000)))
-    return turns, [t[4] for t in txs], 1 if close else 0
+                send(0, [(t[0] + t[1], len(t[1]))], think)
+            send(1, [(t[3], t[5])], rng.randrange(100_000, 20_000_000))
+    return turns, [t[4] for t in txs], 1 if close else 0, skippable

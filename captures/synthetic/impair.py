@@ -1,6 +1,10 @@
 """Impairments: loss, duplication and reordering per TCP flow; IP fragmentation
 and malformed copies on the rendered frames.
 
+Loss hits only data segments inside the ``skippable`` stream ranges a session
+declares (content whose gap Zeek's application analyzers skip without a
+change to their logs), so the ground truth stays exact.
+
 Per-flow impairments work on a flow's packet tuples in time order and keep the
 file time-ordered: reordering swaps the *contents* of two data segments going
 the same way (up to three apart, nothing from the other side between them)
@@ -23,14 +27,25 @@ MALFORM_KINDS = ("truncated-ip-header", "truncated-l4-header", "bad-ip-length")
 
 
 def impair_flow(pkts: list[tuple], rng: random.Random, loss: float, duplicate: float,
-                reorder: float, flow) -> list[tuple]:
-    """Apply loss, then duplication, then reordering to one TCP flow's packets."""
+                reorder: float, flow, skippable=((), ())) -> list[tuple]:
+    """Apply loss, then duplication, then reordering to one TCP flow's packets.
+
+    ``pkts`` start with the SYN and SYN/ACK (:func:`..tcp.build_tcp`), whose
+    sequence numbers give each direction's ISN.  ``skippable``: per direction,
+    ``(start, end)`` offsets in that direction's byte stream; only a data
+    segment lying wholly inside one of them can be lost.
+    """
     hit = False
     if loss > 0:
+        isn = [pkts[0][5], pkts[1][5]] if len(pkts) > 1 else [0, 0]
         kept = []
         for p in pkts:
-            # Only pure data segments (no SYN/FIN/RST) are lost: a real gap.
-            if p[8] and not p[4] & (SYN | FIN | RST) and rng.random() < loss:
+            # Only pure data segments (no SYN/FIN/RST) inside skippable content are lost:
+            # a real gap that the application log does not depend on.
+            rel = p[5] - isn[p[2]] - 1
+            if (p[8] and not p[4] & (SYN | FIN | RST)
+                    and any(a <= rel and rel + p[8] <= b for a, b in skippable[p[2]])
+                    and rng.random() < loss):
                 flow.missed[p[2]] += p[8]
                 hit = True
                 continue

@@ -53,14 +53,15 @@ class Builder:
         i = self.rng.randrange(POOL)
         return i, pool[i]
 
-    def add_tcp(self, flow: Flow, turns, t0: int, teardown: str, key=None) -> int:
+    def add_tcp(self, flow: Flow, turns, t0: int, teardown: str, key=None, skippable=((), ())) -> int:
         cap = self.cap
         fid = cap.add_flow(flow)
         rtt = self.rng.randrange(2_000_000, 60_000_000)
         pkts, t_end = build_tcp(cap, fid, turns, t0, self.rng, segment=self.segment,
                                 teardown=teardown, rtt=rtt, seg_rng=self.imp_rng, key=key)
         if self.loss or self.duplicate or self.reorder:
-            pkts = impair_flow(pkts, self.imp_rng, self.loss, self.duplicate, self.reorder, flow)
+            pkts = impair_flow(pkts, self.imp_rng, self.loss, self.duplicate, self.reorder, flow,
+                               skippable)
         cap.packets.extend(pkts)
         return t_end
 
@@ -119,10 +120,11 @@ class Builder:
 
     def _app(self, kind: str, module, port: int, t0: int) -> int:
         rng = self.rng
-        idx, (turns, records, closer) = self.pooled(kind, lambda: module.session(rng, self.small))
+        idx, (turns, records, closer, skippable) = self.pooled(kind, lambda: module.session(rng, self.small))
         self.sessions[kind] += 1
         flow = self.hosts.flow("tcp", kind, port, self.v6(), kind)
-        t = self.add_tcp(flow, turns, t0, pick_teardown(rng, closer), key=(kind, idx))
+        t = self.add_tcp(flow, turns, t0, pick_teardown(rng, closer), key=(kind, idx),
+                         skippable=skippable)
         ids = flow.ids()
         for rec in records:
             self.cap.truth.append({"table": kind, **ids, **rec})

@@ -4,7 +4,13 @@ Every line of a truth file is one JSON object with a ``table`` key
 (``packets``, ``conn``, ``dns``, ``http``, ``smtp``) and Zeek's field names and
 value conventions (``id.orig_h`` …; booleans as JSON booleans; sets and
 vectors as lists; times and intervals as float seconds; unset fields left out,
-as in Zeek's JSON logs).
+as in Zeek's JSON logs).  The first line, ``packets``, describes the file:
+``frames``, ``link_type``, ``snaplen``, ``malformed`` (1-based numbers of the
+damaged copies) and ``malformed_detail``, ``fragmented`` (packets split),
+``cut`` (``[orig_h, orig_p, resp_h, resp_p, proto]`` of each connection with a
+packet the snaplen shortens: their application records are what the
+generator sent, not what Zeek can log from the cut content), ``scenario``,
+``seed``, ``count``.
 
 ``conn`` follows Zeek: packet counts include duplicates and exclude lost
 segments, and an IP-fragmented packet counts once (Zeek reassembles first);
@@ -12,6 +18,17 @@ segments, and an IP-fragmented packet counts once (Zeek reassembles first);
 by data, so a lost segment still counts and shows in ``missed_bytes``);
 ``history`` is given only for flows no reorder/duplicate/loss touched, using
 Zeek's letters (S h A D a d F f R r) in order of first occurrence.
+With a snaplen, a TCP segment cut short is a content gap (Zeek's
+``TCP_Endpoint::DataSent`` delivers nothing of a segment with caplen < len:
+``truncated_tcp_payload``), so its payload counts in ``missed_bytes``; an ICMP
+packet cut short is not counted in the packet and IP byte counts (the
+ConnSize analyzer only sees whole ICMP packets); ``service`` and ``history``
+are left out for flows with a cut packet (what the analyzer makes of the cut
+content is not modelled).
+``duration`` ends, for TCP, at the last packet seen before both endpoints
+have closed (sent FIN or RST): Zeek's TCP analyzer stops updating the
+connection's last time once both endpoints ``did_close``
+(``TCPSessionAdapter::DeliverPacket``), so the ACK of the second FIN does not count.
 """
 
 from __future__ import annotations
@@ -20,7 +37,7 @@ import json
 
 import numpy as np
 
-from .model import ACK, FIN, RST, SYN
+from .model import ACK, FIN, K_ICMP, K_TCP, RST, SYN
 
 _L4_HDR = np.array([20, 28, 8, 8], np.int64)     # by kind: TCP, TCP SYN (options), UDP, ICMP
 
@@ -52,11 +69,28 @@ def _history(flags: np.ndarray, dirs: np.ndarray, lens: np.ndarray) -> str:
     return "".join(out)
 
 
-def conn_records(flows, packets: np.ndarray, digits: int = 6) -> list[dict]:
+def _tcp_last_time(ts: np.ndarray, dirs: np.ndarray, flags: np.ndarray) -> int:
+    """Time of the last packet that arrives before both endpoints have sent a FIN or RST."""
+    closed = [False, False]
+    last = int(ts[0])
+    for t, d, f in zip(ts.tolist(), dirs.tolist(), flags.tolist()):
+        if closed[0] and closed[1]:
+            break
+        last = t
+        if f & (FIN | RST):
+            closed[d] = True
+    return last
+
+
+def conn_records(flows, packets: np.ndarray, digits: int = 6, cut: np.ndarray | None = None,
+                 cut_exact: bool = True) -> list[dict]:
     """One conn record per flow, in order of first packet.
 
     ``packets`` is the final ``int64[n, 9]`` packet table (time order, after
     loss/duplication/reordering, before fragmentation and malformed copies).
+    ``cut``: ``bool[n]``, packets the snaplen shortens (or one of whose
+    fragments it shortens); ``cut_exact``: no fragmentation was involved, so
+    Zeek's view of those packets is known (see the module docstring).
     """
     nf = len(flows)
     if nf == 0:
@@ -66,8 +100,15 @@ def conn_records(flows, packets: np.ndarray, digits: int = 6) -> list[dict]:
     v6 = np.fromiter((f.v6 for f in flows), np.int64, nf)
     ipb = np.where(v6[flow] == 1, 40, 20) + _L4_HDR[kind] + ln
     g = flow * 2 + d
-    pkts = np.bincount(g, minlength=2 * nf).reshape(nf, 2)
-    ip_bytes = np.bincount(g, weights=ipb, minlength=2 * nf).reshape(nf, 2).astype(np.int64)
+    if cut is None:
+        cut = np.zeros(len(ts), bool)
+    # Zeek's ConnSize analyzer counts an ICMP packet only when it is captured whole.
+    counted = ~(cut & (kind == K_ICMP))
+    pkts = np.bincount(g, weights=counted, minlength=2 * nf).reshape(nf, 2).astype(np.int64)
+    ip_bytes = np.bincount(g, weights=ipb * counted, minlength=2 * nf).reshape(nf, 2).astype(np.int64)
+    # A TCP segment whose payload is not all captured is not delivered at all: a content gap.
+    cut_pay = np.bincount(flow, weights=ln * (cut & (kind == K_TCP)), minlength=nf).astype(np.int64)
+    flow_cut = np.bincount(flow, weights=cut, minlength=nf) > 0
     pay = np.bincount(g, weights=ln, minlength=2 * nf).reshape(nf, 2).astype(np.int64)
     first = np.full(nf, np.iinfo(np.int64).max)
     np.minimum.at(first, flow, ts)
@@ -75,9 +116,21 @@ def conn_records(flows, packets: np.ndarray, digits: int = 6) -> list[dict]:
     np.maximum.at(last, flow, ts)
     order = np.argsort(flow, kind="stable")
     bounds = np.searchsorted(flow[order], np.arange(nf + 1))
+    for i in range(nf):
+        if flows[i].proto == "tcp":
+            sel = order[bounds[i]:bounds[i + 1]]
+            last[i] = _tcp_last_time(ts[sel], d[sel], flags[sel])
     recs = []
     for i in np.argsort(first, kind="stable").tolist():
         f = flows[i]
+        unknown = set()
+        if flow_cut[i]:
+            # What the application analyzer makes of the cut content (service) and the
+            # order of the gap letters (history) are not modelled; with fragments, Zeek's
+            # reassembly of cut fragments is not either.
+            unknown = {"service", "history"} | (set() if cut_exact else
+                                                {"missed_bytes", "orig_pkts", "orig_ip_bytes",
+                                                 "resp_pkts", "resp_ip_bytes"})
         rec = {"table": "conn", "ts": round(int(first[i]) / 1e9, digits)}
         rec.update(f.ids())
         rec["proto"] = f.proto
@@ -92,7 +145,7 @@ def conn_records(flows, packets: np.ndarray, digits: int = 6) -> list[dict]:
             ob, rb = int(pay[i, 0]), int(pay[i, 1])
             state = "OTH" if f.proto == "icmp" else ("SF" if pkts[i, 1] else "S0")
         rec.update({"orig_bytes": ob, "resp_bytes": rb, "conn_state": state,
-                    "missed_bytes": sum(f.missed)})
+                    "missed_bytes": sum(f.missed) + int(cut_pay[i])})
         if f.proto == "udp":
             rec["history"] = "Dd" if pkts[i, 1] else "D"
         elif f.proto == "tcp" and not f.impaired:
@@ -100,7 +153,7 @@ def conn_records(flows, packets: np.ndarray, digits: int = 6) -> list[dict]:
             rec["history"] = _history(flags[sel], d[sel], ln[sel])
         rec.update({"orig_pkts": int(pkts[i, 0]), "orig_ip_bytes": int(ip_bytes[i, 0]),
                     "resp_pkts": int(pkts[i, 1]), "resp_ip_bytes": int(ip_bytes[i, 1])})
-        recs.append(rec)
+        recs.append({k: v for k, v in rec.items() if k not in unknown})
     return recs
 
 
