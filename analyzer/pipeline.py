@@ -23,7 +23,7 @@ from captures.batch import PacketBatch
 from dissectors import Fields, dissect
 
 from . import schema
-from .conn import CONN, ConnStage
+from .conn import CONN, LIMIT_REACHED_WEIRDS, ConnStage
 from .dns import DNS, DnsStage
 from .http import HTTP, HttpStage
 from .smtp import SMTP, SmtpStage
@@ -258,6 +258,10 @@ class Pipeline:
         self._weirds(self.fragments.flush() + (self.streams.pop_weirds() if self.streams else []))
         tables: dict[str, pd.DataFrame] = {}
         for stage in reversed(self.stages):
+            if stage is self.connections:
+                self.connections.mark_partial(entry[0] for other in self.stages
+                                              for entry in getattr(other, "weirds", ())
+                                              if entry[1] in LIMIT_REACHED_WEIRDS)
             if stage is self.packets:
                 self._weirds([Weird(*entry) for other in self.stages for entry in getattr(other, "weirds", ())])
             tables.update(stage.finish())

@@ -247,6 +247,18 @@ def test_service_set_during_streaming():
     assert stage.finish()["conn"]["service"].iloc[0] == "http,ssl"
 
 
+def test_limit_reached_adds_x_in_frame_order():
+    # Zeek's LimitReachedWeird: "X" once, after the letters of the packets up to the limit's frame.
+    frames = exchange([("o", "S"), ("r", "SA"), ("o", "A"), ("o", "D"), ("r", "D"), ("o", "F"), ("r", "F")])
+    batch = PacketBatch.from_frames([bytes(f) for f in frames])
+    stage = ConnStage()
+    stage.feed(batch, dissect(batch))
+    stage.mark_partial([5, 6])
+    assert stage.finish()["conn"]["history"].iloc[0] == "ShADdXFf"
+    untouched, _ = conn_frame(frames)
+    assert untouched["history"].iloc[0] == "ShADdFf"
+
+
 # ---- tunnels: Teredo by content, tunnel services ------------------------------------------
 
 def _teredo(src, dst, sport, dport, inner, origin=False):

@@ -9,6 +9,6 @@ machine, :mod:`.flows` for keying and checksums.
 
 from .community_id import community_id
 from .schema import CONN
-from .stage import ConnStage
+from .stage import LIMIT_REACHED_WEIRDS, ConnStage
 
-__all__ = ["ConnStage", "CONN", "community_id"]
+__all__ = ["ConnStage", "CONN", "LIMIT_REACHED_WEIRDS", "community_id"]

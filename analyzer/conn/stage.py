@@ -111,6 +111,12 @@ def _packed(h: int, l: int) -> bytes:
     return h.to_bytes(8, "big") + l.to_bytes(8, "big")
 
 
+#: Weirds Zeek raises through ``Analyzer::LimitReachedWeird`` (an analyzer gave up on part of the
+#: connection): each also adds ``X`` to the connection's history (``Connection::CheckHistory``).
+LIMIT_REACHED_WEIRDS = frozenset({"DNS_Conn_count_too_large", "DNS_max_compression_chain_depth_exceeded",
+                                  "exceeded_mime_max_header_bytes"})
+
+
 class ConnStage:
     """Connection tracking with Zeek's conn.log semantics.
 
@@ -136,7 +142,7 @@ class ConnStage:
         self.local_nets = _nets(local_nets) if local_nets else None
         self.uid_seed = np.int64(uid_seed)
         self.C = np.zeros((capacity, S.NF), dtype=np.int64)
-        self.H = np.zeros((capacity, S.HMAX), dtype=np.uint8)
+        self.H = np.zeros((capacity, S.HSTRIDE), dtype=np.uint8)
         self.free = np.arange(capacity - 1, -1, -1, dtype=np.int64)
         self.n_free = capacity
         self.table = S.new_table()
@@ -146,6 +152,8 @@ class ConnStage:
         self._rows: list[dict[str, np.ndarray]] = []
         self._services: dict[str, list[str]] = {}
         self._teredo_senders: dict[int, set] = {}
+        self._partial: list[int] = []
+        self._first_frame = 1
         self.packet_uid = None
         self.batch_serial = np.zeros(0, dtype=np.int64)
         self.frame: pd.DataFrame | None = None
@@ -157,7 +165,7 @@ class ConnStage:
         new_cap = max(cap * 2, cap + need)
         C = np.zeros((new_cap, S.NF), dtype=np.int64)
         C[:cap] = self.C
-        H = np.zeros((new_cap, S.HMAX), dtype=np.uint8)
+        H = np.zeros((new_cap, S.HSTRIDE), dtype=np.uint8)
         H[:cap] = self.H
         free = np.empty(new_cap, dtype=np.int64)
         free[:self.n_free] = self.free[:self.n_free]
@@ -183,6 +191,8 @@ class ConnStage:
         that feed them separately).
         """
         n = len(batch)
+        if not self._frame_serial and frame_rows is None:
+            self._first_frame = int(batch.first_number)
         parts = [(batch, fields, None)] + list(datagrams)
         events, keys, sizes = [], [], []
         for part_batch, part_fields, rows in parts:
@@ -273,6 +283,39 @@ class ConnStage:
                     continue
             self.set_service(serial, name)
 
+    def mark_partial(self, frame_numbers) -> None:
+        """Application stages hit a limit at these frames (Zeek's ``LimitReachedWeird``).
+
+        Zeek then adds ``X`` ("connection analysis partial", once) to the
+        connection's history, after the letters of the packets seen so far;
+        :meth:`finish` does the same.  ``frame_numbers``: iterable of int.
+        """
+        for frame in frame_numbers:
+            if frame is not None and frame > 0:
+                self._partial.append(int(frame))
+
+    def _mark_partial(self, hist: np.ndarray, C: np.ndarray, frame_serial: np.ndarray) -> None:
+        """Insert ``X`` into the histories (rows of ``hist``) of the connections :meth:`mark_partial` named."""
+        index = np.asarray(self._partial, dtype=np.int64) - self._first_frame
+        known = (index >= 0) & (index < len(frame_serial))
+        serials = frame_serial[index[known]]
+        first: dict[int, int] = {}
+        for serial, frame in zip(serials.tolist(), np.asarray(self._partial)[known].tolist()):
+            if serial >= 0:
+                first[serial] = min(frame, first.get(serial, frame))
+        rows = {serial: j for j, serial in enumerate(C[:, S.K_SERIAL].tolist()) if serial in first}
+        for serial, j in rows.items():
+            count = int(C[j, S.K_HLEN])
+            letters = hist[j, :count]
+            if count >= S.HMAX or (letters == ord("X")).any():
+                continue
+            stamps = hist[j, S.HMAX:S.HMAX + 4 * count].view("<u4").astype(np.int64)
+            # Letters of that packet and earlier come first (the transport sees a packet before its analyzer).
+            at = int(np.count_nonzero(stamps <= (first[serial] & 0xFFFFFFFF)))
+            hist[j, at + 1:count + 1] = letters[at:count].copy()
+            hist[j, at] = ord("X")
+            C[j, S.K_HLEN] = count + 1
+
     def set_service(self, conn, name: str) -> None:
         """Record an application protocol confirmed on a connection (joined with commas, as Zeek).
 
@@ -302,7 +345,7 @@ class ConnStage:
         else:
             C = np.zeros((0, S.NF), dtype=np.int64)
             ep = np.zeros((0, 8), dtype=np.int64)
-            hist = np.zeros((0, S.HMAX), dtype=np.uint8)
+            hist = np.zeros((0, S.HSTRIDE), dtype=np.uint8)
         order = np.lexsort((C[:, S.K_SERIAL], C[:, S.K_START]))
         C, ep, hist = C[order], ep[order], hist[order]
         m = len(C)
@@ -323,7 +366,12 @@ class ConnStage:
         dur_ns = last - start
         has_dur = dur_ns > 0
         ost, rst = ep[:, 2], ep[:, 3]
-        histories = hist.view(f"S{S.HMAX}").reshape(m).astype(str) if m else np.zeros(0, dtype=str)
+        if self._partial and m:
+            self._mark_partial(hist, C, frame_serial)
+        letters = hist[:, :S.HMAX].copy()
+        # A reused slot keeps an earlier connection's letters past its own count.
+        letters[np.arange(S.HMAX)[None, :] >= C[:, S.K_HLEN][:, None]] = 0
+        histories = letters.view(f"S{S.HMAX}").reshape(m).astype(str) if m else np.zeros(0, dtype=str)
         states = self._conn_state(proto_code, ost, rst, ep[:, 0], ep[:, 1], histories)
         na = pd.NA
         data = {}

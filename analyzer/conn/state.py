@@ -7,7 +7,9 @@ order (Zeek's order) over a table of live connections:
   below, then two blocks of ``EF`` endpoint columns ``E_*``; endpoint 0 is the
   first packet's sender, ``K_ORIG`` says which endpoint is the originator now,
   so a role flip is one toggle, as Zeek swaps its endpoint pointers);
-* ``H``: ``uint8[capacity, HMAX]`` history letters;
+* ``H``: ``uint8[capacity, HSTRIDE]``: ``HMAX`` history letters, then the
+  frame number of each letter (4 bytes little-endian, the low 32 bits), so
+  letters an application stage adds later (Zeek's ``X``) go in frame order;
 * ``table``: a numba typed dict from a 64-bit hash of the canonical 5-tuple to
   the slot (open addressing on collision, the full key is verified).
 
@@ -41,7 +43,8 @@ K_CK0 = 28           # 6 columns of canonical key: a_hi, a_lo, b_hi, b_lo, ports
 K_VER = 34
 K_FIRSTACK = 35
 K_DNS = 36           # UDP connection to a DNS port (Zeek's DNS analyzer times it out)
-E_BASE = 37
+K_CUR = 37           # frame number of the packet being processed (stamps history letters)
+E_BASE = 38
 # ---- endpoint columns (offset E_BASE + endpoint * EF) ----------------------------
 E_ST, E_PREV, E_SSEQ, E_LSEQ, E_ASEQ, E_SW, E_AW = 0, 1, 2, 3, 4, 5, 6
 E_FINC, E_RSTC, E_FINSEQ, E_HSYN, E_HFIN, E_HRST, E_DIDC = 7, 8, 9, 10, 11, 12, 13
@@ -50,6 +53,7 @@ E_GC, E_GT, E_CC, E_CT, E_REAS, E_TRIM, E_PS, E_PE, E_SEEN = 21, 22, 23, 24, 25,
 EF = 30
 NF = E_BASE + 2 * EF
 HMAX = 48            # history letters kept per connection (Zeek has no cap; real ones stay far below)
+HSTRIDE = 5 * HMAX   # letters, then a uint32 frame number per letter
 
 # TCP endpoint states, in Zeek's order.
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = 0, 1, 2, 3, 4, 5, 6
@@ -117,6 +121,12 @@ def _add_hist(C, H, s, code):
     n = C[s, K_HLEN]
     if n < HMAX:
         H[s, n] = code
+        frame = C[s, K_CUR]
+        p = HMAX + 4 * n
+        H[s, p] = frame & 0xFF
+        H[s, p + 1] = (frame >> 8) & 0xFF
+        H[s, p + 2] = (frame >> 16) & 0xFF
+        H[s, p + 3] = (frame >> 24) & 0xFF
         C[s, K_HLEN] = n + 1
 
 
@@ -663,10 +673,13 @@ def process_events(EV, C, H, table, free, n_free, done, n_done, serial, likely_t
             probe = h
             while probe in table:
                 probe = probe + 1
-        if s < 0:
+        if s >= 0:
+            C[s, K_CUR] = EV[i, V_FRAME]
+        else:
             n_free -= 1
             s = free[n_free]
             _init_slot(C, H, s)
+            C[s, K_CUR] = EV[i, V_FRAME]
             table[probe] = s
             C[s, K_KEY] = probe
             C[s, K_CK0] = a_hi
