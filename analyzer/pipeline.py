@@ -217,7 +217,9 @@ class Pipeline:
         self.packets.feed(batch, fields)
         if self.streams is not None:
             more = [(b, f, None, numbers) for b, f, _, numbers in datagrams]
-            self._deliver(self.streams.feed(batch, fields, uid_per_row=self.connections.batch_serial, more=more))
+            # Segments with a bad checksum never reach reassembly (Zeek drops them in the TCP analyzer).
+            serial = np.where(self.connections.batch_checksum_ok, self.connections.batch_serial, -1)
+            self._deliver(self.streams.feed(batch, fields, uid_per_row=serial, more=more))
         self.frames_fed += len(batch)
         self._weirds(self.fragments.pop_weirds() + (self.streams.pop_weirds() if self.streams else []))
         return fields

@@ -51,3 +51,30 @@ def test_every_stage_survives_mutated_frames(data):
         frames.append(bytes(mutated[:data.draw(st.integers(0, len(mutated)))]))
     tables = analyze_batch(PacketBatch.from_frames(frames))
     assert len(tables["packets"]) == len(frames)
+
+
+def test_bad_checksum_segments_never_reach_the_application_stages():
+    # Zeek's TCP analyzer drops a segment whose checksum fails before reassembly: no http row,
+    # a C/c in history; with checksums ignored (zeek -C) the same bytes give the transaction.
+    from analyzer.pipeline import Pipeline
+    from scapy.layers.inet import TCP
+    a, b = ("10.0.0.1", 40000), ("10.0.0.2", 80)
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    steps = [(a, b, "S", 100, 0, b""), (b, a, "SA", 500, 101, b""), (a, b, "A", 101, 501, b""),
+             (a, b, "PA", 101, 501, request), (b, a, "PA", 501, 101 + len(request), response)]
+    frames = []
+    for (src, sport), (dst, dport), flags, seq, ack, payload in steps:
+        packet = Ether() / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack)
+        packet = Ether(raw(packet / payload))
+        if payload:
+            packet[TCP].chksum ^= 0x5555
+        frames.append(raw(packet))
+    tables = {}
+    for validate in (True, False):
+        pipeline = Pipeline(validate_checksums=validate)
+        pipeline.feed(PacketBatch.from_frames(frames))
+        tables[validate] = pipeline.finish()
+    assert len(tables[True]["http"]) == 0
+    assert "C" in tables[True]["conn"]["history"].iloc[0] and "c" in tables[True]["conn"]["history"].iloc[0]
+    assert tables[False]["http"][["method", "status_code"]].values.tolist() == [["GET", 200]]

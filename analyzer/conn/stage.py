@@ -156,6 +156,7 @@ class ConnStage:
         self._first_frame = 1
         self.packet_uid = None
         self.batch_serial = np.zeros(0, dtype=np.int64)
+        self.batch_checksum_ok = np.zeros(0, dtype=bool)
         self.frame: pd.DataFrame | None = None
 
     # -- streaming ---------------------------------------------------------------
@@ -231,12 +232,19 @@ class ConnStage:
                 self._confirm_tunnels(parts[i][1], part_events, out_serial[bounds[i]:bounds[i + 1]])
             per_part.append(part_serial)
         frame_serial = per_part[0]
+        # Rows whose innermost transport checksum failed: Zeek's TCP analyzer stops there, before
+        # reassembly (TCPSessionAdapter::DeliverPacket, ValidateChecksum).
+        checksum_ok = np.ones(n, dtype=bool)
+        own = events[0]
+        inner = own[:, S.V_OUTER] == 0
+        checksum_ok[own[inner, S.V_ROW]] = own[inner, S.V_CHKOK] != 0
         for (_, _, rows), part_serial in zip(parts[1:], per_part[1:]):
             # Each datagram's connection goes to the fragment frame that completed it.
             frame_serial[rows] = part_serial
         if frame_rows is None:
             self._frame_serial.append(frame_serial)
             self.batch_serial = frame_serial   # per frame of the last batch: connection serial, -1 for none
+            self.batch_checksum_ok = checksum_ok   # per frame of the last batch: transport checksum valid
         elif self._frame_serial:
             self._frame_serial[-1][frame_rows] = frame_serial
         if n:
