@@ -46,8 +46,8 @@ from email.header import decode_header
 from typing import NamedTuple
 
 MAX_HEADER_BYTES = 65536
-HEAD_BYTES = 4096
-_HEADER_FACTORY = email.policy.default.header_factory             # bytes of a part kept for type sniffing (Zeek's default_file_bof_buffer_size)
+HEAD_BYTES = 4096          # bytes of a part kept for type sniffing (Zeek's default_file_bof_buffer_size)
+_HEADER_FACTORY = email.policy.default.header_factory
 MAX_DEPTH = 100
 
 # Content types and encodings as MIME.cc numbers them.
@@ -444,9 +444,10 @@ _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 def _base64_size(seg: bytes) -> tuple[int, bytes]:
     """(decoded size, first HEAD_BYTES decoded bytes) of a base64 body, without decoding all of it."""
     compact = seg.translate(None, b"\r\n \t")
-    body = compact.rstrip(b"=")
-    pads = len(compact) - len(body)
-    if len(compact) % 4 == 0 and pads <= 2 and not body.translate(None, _B64_ALPHABET):
+    tail = compact[-3:]
+    pads = len(tail) - len(tail.rstrip(b"="))        # 3: three or more, too many (no copy of the body)
+    # valid: whole quads of the alphabet, the only "=" being the (at most two) final pads
+    if len(compact) % 4 == 0 and pads <= 2 and compact.translate(None, _B64_ALPHABET) == b"=" * pads:
         head = binascii.a2b_base64(compact[:HEAD_BYTES // 3 * 4 + 4])[:HEAD_BYTES]
         return len(compact) // 4 * 3 - pads, head
     decoded = _decode(seg, ENC_BASE64, False)

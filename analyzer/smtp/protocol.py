@@ -67,8 +67,9 @@ MAX_PENDING = 1000
 MAX_LINE = 1 << 20            # a line longer than this is processed in pieces
 DEFAULT_MAX_MESSAGE_BYTES = 32 << 20
 _WS = b" \t\r\n\x0b\x0c"
-_WS_1 = (b" ", b"\t", b"\r", b"\n", b"\x0b", b"\x0c")
 _DIGITS = frozenset(b"0123456789")
+# Reply codes by their three bytes: RFC 5321 section 4.2 codes are three digits; Zeek takes 100-599.
+_REPLY_CODES = {b"%d" % code: code for code in range(100, 600)}
 _NO_EVENTS: list = []              # returned (never filled) when a sink takes the events
 # (command, reply) pairs on which UpdateState changes nothing (the usual successful replies).
 _REPLY_NOOPS = frozenset({(CONN_ESTABLISHMENT, 220), (EHLO, 250), (HELO, 250), (MAIL, 250), (RCPT, 250),
@@ -230,44 +231,61 @@ class SmtpProtocol:
 
     def receive(self, is_orig: bool, data: bytes, ts: int = 0, frame: int = -1) -> list:
         """Bytes of one direction, in stream order; returns the events they complete."""
-        if self.state == IN_DATA and self.mail and data and (1 if is_orig else 0) == self.sender_side:
+        self.deliver_stream(is_orig, data, ts, frame)
+        return self._events()
+
+    def deliver_stream(self, is_orig: bool, data: bytes, ts: int = 0, frame: int = -1) -> None:
+        """:meth:`receive` for a sink (Zeek's ``DeliverStream``): the events go to the sink only.
+
+        ``data``: bytes of one direction in stream order; ``ts``: ns since the
+        epoch; ``frame``: the frame that carried them.  Never raises on bad input.
+        """
+        side = 1 if is_orig else 0
+        if self.state == IN_DATA and self.mail and side == self.sender_side and data:
             # the bulk of a message: straight to the message buffer (no partial line is held in DATA)
             self.seen_bytes += len(data)
             end = self._data(data, 0, ts, frame)
             if end < len(data):
-                self._client_data(data, self.sender_side, ts, frame, end)
-            return self._events()
+                self._client_data(data, side, ts, frame, end)
+            return
         if self.disabled or not data:
-            return self._events()
+            return
         self.seen_bytes += len(data)
-        side = 1 if is_orig else 0
-        if self._buf[side]:
-            data = self._buf[side] + data
-            self._buf[side] = b""
+        buf = self._buf
+        if buf[side]:
+            data = buf[side] + data
+            buf[side] = b""
         if self._skip[side]:
             nl = data.find(b"\n")
             if nl < 0:
-                return self._events()
+                return
             data = data[nl + 1:]
             self._skip[side] = False
         if side == self.sender_side:
             self._client_data(data, side, ts, frame)
-        else:
-            lines = data.split(b"\n")
-            rest = lines.pop()
-            server_line = self._server_line
-            for line in lines:
-                if line[-1:] == b"\r":
-                    line = line.rstrip(b"\r")
-                server_line(line, ts, frame)
-                if self.disabled:
-                    return self._events()
-            if rest:
-                if len(rest) <= MAX_LINE:
-                    self._buf[side] = rest
-                else:
-                    server_line(rest, ts, frame)
-        return self._events()
+            return
+        server_line = self._server_line
+        nl = data.find(b"\n")
+        if 0 <= nl == len(data) - 1:
+            # one whole line (the usual reply segment): no list of lines
+            line = data[:-1]
+            if line[-1:] == b"\r":
+                line = line.rstrip(b"\r")
+            server_line(line, ts, frame)
+            return
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            if line[-1:] == b"\r":
+                line = line.rstrip(b"\r")
+            server_line(line, ts, frame)
+            if self.disabled:
+                return
+        if rest:
+            if len(rest) <= MAX_LINE:
+                buf[side] = rest
+            else:
+                server_line(rest, ts, frame)
 
     def _client_data(self, data: bytes, side: int, ts: int, frame: int, pos: int = 0) -> None:
         n = len(data)
@@ -358,9 +376,10 @@ class SmtpProtocol:
             word, arg = line, b""
         else:
             word, arg = line[:sp], line[sp + 1:]
-            if arg[:1] in _WS_1:
+            if arg[:1].isspace():
                 arg = arg.lstrip(_WS)
-        if b"\t" in word or b"\x00" in word or b"\x0b" in word or b"\x0c" in word or b"\r" in word:
+        if not word.isalpha() and (b"\t" in word or b"\x00" in word or b"\x0b" in word or b"\x0c" in word
+                                   or b"\r" in word):
             n = len(word)
             cut = 0
             while cut < n and word[cut] not in _WS and word[cut] != 0:
@@ -453,7 +472,9 @@ class SmtpProtocol:
         if self._msg_kept is not None:
             data = self._msg_kept
         else:
-            data = bytes(self._msg[1:])
+            msg = self._msg
+            del msg[:1]                   # the virtual line end (O(1) at the front of a bytearray)
+            data = bytes(msg)             # one copy (bytes(msg[1:]) made two)
             if len(data) > self.max_message_bytes:
                 dropped = len(data) - self.max_message_bytes
                 data = data[:self.max_message_bytes]
@@ -539,26 +560,21 @@ class SmtpProtocol:
     # -- server --------------------------------------------------------------------------------
 
     def _server_line(self, line: bytes, ts: int, frame: int) -> None:
-        head = line[:3]
-        if len(head) == 3 and head.isdigit():
-            code = int(head)
-        else:
-            code = -1
-        if code < 100 or code > 599:
+        code = _REPLY_CODES.get(line[:3], -1)
+        if code < 0:
             self.violations += 1
             if self.violations > self.max_violations and self.seen_bytes <= self.violation_window:
                 self._disable()
             return
-        if self.pending_reply and code != self.pending_reply:
-            self.pending_reply = 0
-        first = not self.pending_reply
+        first = not self.pending_reply or code != self.pending_reply
         if first:                                     # Zeek's NewReply
             if self.state == AFTER_GAP:
                 self.state = GAP_RECOVERY
                 self.sink.request(-1, b"(UNKNOWN)", b"", ts, frame)
             cmd = self.first_cmd
             self.last_replied = cmd
-            self.first_cmd = self.pending.popleft() if self.pending else -1
+            pending = self.pending
+            self.first_cmd = pending.popleft() if pending else -1
             if (cmd, code) not in _REPLY_NOOPS:
                 self._update(cmd, code, ts, frame)
         if line[3:4] == b"-":                        # more lines follow
@@ -567,7 +583,7 @@ class SmtpProtocol:
         else:
             self.pending_reply = 0
             msg = line[3:]
-        if msg[:1] in _WS_1:
+        if msg[:1].isspace():                        # bytes.isspace: the six ASCII white-space bytes of _WS
             msg = msg.lstrip(_WS)
         last = self.last_replied
         self.sink.reply(code, last, msg, self.pending_reply > 0, first, ts, frame)

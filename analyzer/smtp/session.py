@@ -32,6 +32,7 @@ import re
 
 from . import protocol as P
 from .message import decode_words, parse_message, text
+from .protocol import AUTH, AUTH_ANSWER, BDAT, DATA, EHLO, END_OF_DATA, HELO, MAIL, RCPT
 from .text import (
     extract_email_addrs,
     extract_ip_addresses,
@@ -42,6 +43,10 @@ from .text import (
 
 MAX_INVALID_TRANSACTIONS = 25
 MAX_ADDRESSES = 1000
+
+# The header fields main.zeek's smtp_header/mime_one_header handlers (and software.zeek) look at.
+_SMTP_HEADERS = frozenset({"MESSAGE-ID", "RECEIVED", "IN-REPLY-TO", "SUBJECT", "FROM", "REPLY-TO", "DATE", "TO", "CC",
+                           "X-ORIGINATING-IP", "X-MAILER", "USER-AGENT", "X-USER-AGENT"})
 
 # policy/protocols/smtp/software.zeek's webmail_user_agents
 WEBMAIL_USER_AGENTS = re.compile(r"^iPlanet Messenger|^Sun Java\(tm\) System Messenger Express|\(IMP\)|"
@@ -189,9 +194,9 @@ class SmtpSession:
         rec = self.info
         if rec is None:
             rec = self._new(ts, frame)
-        if rec.cmd_frame < 0 and code >= 0 and code != P.AUTH_ANSWER:
+        if rec.cmd_frame < 0 and code >= 0 and code != AUTH_ANSWER:
             rec.cmd_frame = frame
-        if code == P.RCPT:
+        if code == RCPT:
             if arg[:3].upper() != b"TO:":
                 return
             if rec.rcptto is None:
@@ -206,7 +211,7 @@ class SmtpSession:
             self.rcpt_to_seen = True
             if not self.mail_from_seen:
                 self._invalid("rcpt to missing mail from", frame)
-        elif code == P.MAIL:
+        elif code == MAIL:
             if arg[:5].upper() != b"FROM:":
                 return
             if rec.has_client_activity:
@@ -219,17 +224,17 @@ class SmtpSession:
             rec.has_client_activity = True
             self.mail_from_seen = True
             self.rcpt_to_seen = False
-        elif code == P.EHLO or code == P.HELO:
+        elif code == EHLO or code == HELO:
             self.helo = rec.helo = text(arg)
-        elif code == P.DATA or code == P.BDAT:
+        elif code == DATA or code == BDAT:
             if not self.rcpt_to_seen:
                 self._invalid("data missing rcpt to", frame)
-            if code == P.BDAT and arg.endswith(b" LAST"):
+            if code == BDAT and arg.endswith(b" LAST"):
                 self.mail_from_seen = self.rcpt_to_seen = False
                 self.bdat_last = True
-        elif code == P.END_OF_DATA:
+        elif code == END_OF_DATA:
             self.mail_from_seen = self.rcpt_to_seen = False
-        elif code == P.AUTH:
+        elif code == AUTH:
             self.auth_mechanism = rec.auth_mechanism = text(arg).upper() or None
 
     def reply(self, code: int, command: int, msg: bytes, cont: bool, first: bool, ts: int, frame: int) -> None:
@@ -238,7 +243,7 @@ class SmtpSession:
         if rec is None:
             rec = self._new(ts, frame)
         rec.last_reply = (code, msg)
-        if command == P.END_OF_DATA or (command == P.BDAT and not cont and self.bdat_last):
+        if command == END_OF_DATA or (command == BDAT and not cont and self.bdat_last):
             self.messages += 1
             self.bdat_last = False
             if rec.has_client_activity:
@@ -263,7 +268,8 @@ class SmtpSession:
         if rec.entity_count > 1:
             rec.process_smtp_headers = False
         for name, value in parsed.headers:
-            self._header(rec, name, value, frame)
+            if name in _SMTP_HEADERS:
+                self._header(rec, name, value, frame)
         if parsed.entities > 1:
             rec.entity_count += parsed.entities - 1
             rec.process_smtp_headers = False

@@ -24,8 +24,15 @@ Anomalies are in :attr:`SmtpStage.weirds` as ``(frame.number, name, addl)``.
 from __future__ import annotations
 
 import re
+from operator import attrgetter
 
+import numpy as np
 import pandas as pd
+
+try:
+    import pyarrow as pa
+except ImportError:  # pragma: no cover - pandas then stores strings as Python objects
+    pa = None
 
 from . import protocol as P
 from .message import text
@@ -156,7 +163,7 @@ class SmtpStage:
         if gap or eof:
             self._deliver(conn, is_orig, chunk)
             return
-        conn.protocol.receive(is_orig, data, ts, frame)
+        conn.protocol.deliver_stream(is_orig, data, ts, frame)
         if not conn.confirmed and conn.session.confirmed:
             self._confirm(conn)
 
@@ -202,7 +209,7 @@ class SmtpStage:
         if gap:
             protocol.gap(is_orig, gap, ts, frame)
         if data:
-            protocol.receive(is_orig, data, ts, frame)
+            protocol.deliver_stream(is_orig, data, ts, frame)
         if not conn.confirmed and conn.session.confirmed:
             self._confirm(conn)
         if eof:
@@ -292,7 +299,10 @@ class SmtpStage:
         if probe.server_ok is False:
             return False
         if not probe.client_ok:
-            probe.client_ok = _CLIENT_SIG.search(client[:DPD_BUFFER]) is not None
+            head = client[:DPD_BUFFER]
+            lower = head.lower()
+            # every match holds "helo" or "ehlo" (any case): a cheap test first, the regex tries every position
+            probe.client_ok = (b"helo" in lower or b"ehlo" in lower) and _CLIENT_SIG.search(head) is not None
             if not probe.client_ok and len(client) >= DPD_BUFFER:
                 return False
         if probe.server_ok and probe.client_ok:
@@ -325,45 +335,71 @@ class SmtpStage:
         keys = [k for k, _ in recs]
         rows = [r for _, r in recs]
 
-        def strings(values):
-            return pd.array(values, dtype="string")
-
-        def lists(values):
-            return pd.Series([None if v is None else list(v) for v in values], dtype=object).array
+        def field(name):
+            return list(map(attrgetter(name), rows))
 
         data = {
-            "ts": pd.array([r.ts / 1e9 for r in rows], dtype="Float64"),
-            "uid": strings([None] * len(rows)),
-            "id.orig_h": strings([k.orig_h for k in keys]),
+            "ts": _floats([r.ts / 1e9 for r in rows]),
+            "uid": _strings([None] * len(rows)),
+            "id.orig_h": _strings([k.orig_h for k in keys]),
             "id.orig_p": pd.array([k.orig_p for k in keys], dtype="UInt16"),
-            "id.resp_h": strings([k.resp_h for k in keys]),
+            "id.resp_h": _strings([k.resp_h for k in keys]),
             "id.resp_p": pd.array([k.resp_p for k in keys], dtype="UInt16"),
-            "trans_depth": pd.array([r.trans_depth for r in rows], dtype="Int64"),
-            "helo": strings([r.helo for r in rows]),
-            "mailfrom": strings([r.mailfrom for r in rows]),
-            "rcptto": lists([r.rcptto for r in rows]),
-            "date": strings([r.date for r in rows]),
-            "from": strings([r.from_ for r in rows]),
-            "to": lists([r.to for r in rows]),
-            "cc": lists([r.cc for r in rows]),
-            "reply_to": strings([r.reply_to for r in rows]),
-            "msg_id": strings([r.msg_id for r in rows]),
-            "in_reply_to": strings([r.in_reply_to for r in rows]),
-            "subject": strings([r.subject for r in rows]),
-            "x_originating_ip": strings([r.x_originating_ip for r in rows]),
-            "first_received": strings([r.first_received for r in rows]),
-            "second_received": strings([r.second_received for r in rows]),
-            "last_reply": strings([reply_text(r.last_reply) for r in rows]),
-            "path": lists([r.path for r in rows]),
-            "user_agent": strings([r.user_agent for r in rows]),
-            "tls": pd.array([r.tls for r in rows], dtype="boolean"),
-            "attachments": lists([r.attachments for r in rows]),
-            "is_webmail": pd.array([r.is_webmail for r in rows], dtype="boolean"),
-            "auth_mechanism": strings([r.auth_mechanism for r in rows]),
-            "extensions": lists([r.extensions for r in rows]),
-            "frame.number": pd.array([r.cmd_frame if r.cmd_frame >= 0 else r.frame for r in rows], dtype="Int64"),
+            "trans_depth": _ints(field("trans_depth")),
+            "helo": _strings(field("helo")),
+            "mailfrom": _strings(field("mailfrom")),
+            "rcptto": _lists(field("rcptto")),
+            "date": _strings(field("date")),
+            "from": _strings(field("from_")),
+            "to": _lists(field("to")),
+            "cc": _lists(field("cc")),
+            "reply_to": _strings(field("reply_to")),
+            "msg_id": _strings(field("msg_id")),
+            "in_reply_to": _strings(field("in_reply_to")),
+            "subject": _strings(field("subject")),
+            "x_originating_ip": _strings(field("x_originating_ip")),
+            "first_received": _strings(field("first_received")),
+            "second_received": _strings(field("second_received")),
+            "last_reply": _strings([reply_text(r.last_reply) for r in rows]),
+            "path": _lists(field("path")),
+            "user_agent": _strings(field("user_agent")),
+            "tls": pd.array(field("tls"), dtype="boolean"),
+            "attachments": _lists(field("attachments")),
+            "is_webmail": pd.array(field("is_webmail"), dtype="boolean"),
+            "auth_mechanism": _strings(field("auth_mechanism")),
+            "extensions": _lists(field("extensions")),
+            "frame.number": _ints([r.cmd_frame if r.cmd_frame >= 0 else r.frame for r in rows]),
         }
         return pd.DataFrame(data, columns=[c.name for c in SMTP])
+
+
+# -- frame columns from Python lists (pd.array's generic conversion costs 5-10x more per value) ------
+
+
+def _strings(values: list) -> pd.api.extensions.ExtensionArray:
+    """``string`` column of str/None values (None: NA), in the storage pandas picks for ``dtype="string"``."""
+    dtype = pd.StringDtype()
+    if pa is not None and dtype.storage == "pyarrow" and dtype.na_value is pd.NA:
+        return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()))
+    return pd.array(values, dtype=dtype)
+
+
+def _ints(values: list) -> pd.api.extensions.ExtensionArray:
+    """``Int64`` column of Python ints (no NA)."""
+    return pd.arrays.IntegerArray(np.array(values, dtype=np.int64), np.zeros(len(values), dtype=bool))
+
+
+def _floats(values: list) -> pd.api.extensions.ExtensionArray:
+    """``Float64`` column of Python floats (no NA)."""
+    return pd.arrays.FloatingArray(np.array(values, dtype=np.float64), np.zeros(len(values), dtype=bool))
+
+
+def _lists(values: list) -> pd.api.extensions.ExtensionArray:
+    """``object`` column of lists: each set/dict/list value as a new list (its keys, in order), None kept."""
+    column = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):       # element by element: numpy would make a 2-D array of equal lists
+        column[i] = None if value is None else list(value)
+    return pd.arrays.NumpyExtensionArray(column)
 
 
 class _CommandSink:
