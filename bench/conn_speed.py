@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Time the ``conn`` table end to end against tshark's conversation statistics.
 
-    python3 bench/conn_speed.py CAPTURE [--no-tshark] [--no-checksums] [--batch N]
+    python3 bench/conn_speed.py CAPTURE [--no-tshark] [--no-checksums] [--no-reassembly] [--batch N]
 
-netsift: read the capture in batches, dissect, feed :class:`analyzer.conn.ConnStage`,
-build the frame (the first, compiling, run is made on the first 1,000 frames and not
-timed).  tshark: ``tshark -q -n -r CAPTURE -z conv,tcp -z conv,udp`` in the same
+netsift: read the capture in batches, dissect, reassemble IP fragments, feed
+:class:`analyzer.conn.ConnStage`, reassemble TCP streams (the deliveries are counted,
+no application stage reads them; ``--no-reassembly`` leaves TCP reassembly out), build
+the frame (the first, compiling, run is made on the first 1,000 frames and not timed).  tshark: ``tshark -q -n -r CAPTURE -z conv,tcp -z conv,udp`` in the same
 run.  Prints packets/s of each, the ratio, connections found and peak RSS (of this
 process; tshark's from ``/usr/bin/time`` when present).
 """
@@ -20,22 +21,47 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def run_netsift(path: str, validate: bool, batch_packets: int):
+def run_netsift(path: str, validate: bool, batch_packets: int, reassembly: bool = True):
+    """The conn frame from the file: read, dissect, IP defragmentation, ConnStage, TCP reassembly.
+
+    TCP reassembly runs as the pipeline runs it for its stream readers; the
+    deliveries are counted and dropped (no application stage).  Returns
+    ``(packets, wall s, CPU s, connections, delivered bytes)``.
+    """
     from analyzer.conn import ConnStage
+    from analyzer.reassembly import FragmentReassembler, TcpReassembly
     from captures import open_capture
     from dissectors import dissect
     stage = ConnStage(validate_checksums=validate)
-    packets = 0
-    start = time.perf_counter()
-    with open_capture(path) as reader:
+    fragments = FragmentReassembler()
+    streams = TcpReassembly() if reassembly else None
+    packets = delivered = 0
+    start, cpu = time.perf_counter(), time.process_time()
+    # Every stage here copies what it keeps, so the reader may reuse its buffers.
+    with open_capture(path, reuse_buffers=True) as reader:
         for batch in reader.batches(max_packets=batch_packets):
-            stage.feed(batch, dissect(batch))
+            fields = dissect(batch)
+            datagrams, numbers = fragments.feed(batch, fields)
+            parts = []
+            if len(datagrams):
+                inner = dissect(datagrams)
+                parts.append((datagrams, inner, numbers - batch.first_number))
+            stage.feed(batch, fields, datagrams=parts)
+            if streams is not None:
+                serial = np.where(stage.batch_checksum_ok, stage.batch_serial, -1)
+                more = [(b, f, None, rows + batch.first_number) for b, f, rows in parts]
+                for delivery in streams.feed(batch, fields, uid_per_row=serial, more=more):
+                    delivered += len(delivery.chunk.data)
             packets += len(batch)
+    if streams is not None:
+        delivered += sum(len(d.chunk.data) for d in streams.flush())
     frame = stage.finish()["conn"]
-    return packets, time.perf_counter() - start, len(frame)
+    return packets, time.perf_counter() - start, time.process_time() - cpu, len(frame), delivered
 
 
 def warm_up(path: str) -> None:
@@ -76,13 +102,18 @@ def main(argv=None) -> int:
     parser.add_argument("--no-tshark", action="store_true")
     parser.add_argument("--no-checksums", action="store_true", help="Zeek's -C: do not validate checksums")
     parser.add_argument("--batch", type=int, default=65536)
+    parser.add_argument("--no-reassembly", action="store_true", help="conn and defragmentation only")
     args = parser.parse_args(argv)
     warm_up(args.capture)
-    packets, elapsed, conns = run_netsift(args.capture, not args.no_checksums, args.batch)
+    packets, elapsed, cpu, conns, delivered = run_netsift(args.capture, not args.no_checksums, args.batch,
+                                                           not args.no_reassembly)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     rate = packets / elapsed
-    print(f"netsift conn: {packets:,} packets in {elapsed:.2f} s = {rate:,.0f} packets/s, "
-          f"{conns:,} connections, peak RSS {rss / 2**20:,.0f} MiB")
+    what = "conn + IP defragmentation" + ("" if args.no_reassembly else " + TCP reassembly")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"netsift {what}: {packets:,} packets in {elapsed:.2f} s wall ({cpu:.2f} s CPU) = "
+          f"{rate:,.0f} packets/s wall, {packets / cpu:,.0f} packets/s CPU; {conns:,} connections, "
+          f"{delivered:,} stream bytes delivered; peak RSS {rss / 2**20:,.0f} MiB")
     if not args.no_tshark:
         result = run_tshark(args.capture)
         if result is None:
