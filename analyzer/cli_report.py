@@ -96,8 +96,8 @@ def _print_frame(console: Console, title: str, frame, caption: str | None = None
 @click.argument("captures", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--corpus", type=click.Path(file_okay=False),
               help="Corpus directory (default $NETSIFT_CORPUS, else <repo>/../shared/corpus).")
-@click.option("--tables", default="packets,conn", show_default=True,
-              help="Comparisons to run: packets (tshark dumps), conn (Zeek conn.log).")
+@click.option("--tables", default="packets,conn,dns,http,smtp", show_default=True,
+              help="Comparisons to run: packets (tshark dumps), conn, dns, http, smtp (Zeek logs).")
 @click.option("--top", type=click.IntRange(1, 1000), default=20, show_default=True, help="Mismatch rows to show.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any difference is unexplained.")
 def verify(captures: tuple[str, ...], corpus: str | None, tables: str, top: int, strict: bool) -> None:
@@ -105,22 +105,24 @@ def verify(captures: tuple[str, ...], corpus: str | None, tables: str, top: int,
 
     packets: every field of the packets frame against the capture's
     X.tshark.tsv (tshark -T fields); conn: the conn frame against X.conn.log
-    (Zeek).  Differences recorded as deliberate in bench/conformance.py are
-    counted apart.  Exit status 0 (with --strict: 1 when a difference is
-    unexplained), 2 when the corpus or the bench scripts are missing.
+    (Zeek); dns, http, smtp: those frames against X.dns.log, X.http.log,
+    X.smtp.log (one row each).  Differences recorded as deliberate in
+    analyzer/verify/tshark.py are counted apart.  Exit status 0 (with
+    --strict: 1 when a difference is unexplained), 2 when the corpus is missing.
     """
     import warnings
 
     from captures import CaptureError
 
     from .cli import _fail
-    from .verify import VerifyError
+    from .verify import TABLES, VerifyError
     from .verify import verify as run_verify
 
     names = tuple(name.strip() for name in tables.split(",") if name.strip())
-    unknown = [name for name in names if name not in ("packets", "conn")]
+    unknown = [name for name in names if name not in TABLES]
     if unknown or not names:
-        _fail(click.BadParameter(f"unknown comparison {', '.join(unknown) or '(none)'}; choose from packets, conn"))
+        _fail(click.BadParameter(f"unknown comparison {', '.join(unknown) or '(none)'}; "
+                                 f"choose from {', '.join(TABLES)}"))
     for capture in captures:
         if not os.path.exists(capture):
             _fail(FileNotFoundError(f"No such file: {capture}"))
@@ -132,7 +134,7 @@ def verify(captures: tuple[str, ...], corpus: str | None, tables: str, top: int,
             result = run_verify(list(captures) or None, corpus, names, top)
     except (VerifyError, CaptureError, OSError) as error:
         _fail(error)
-    packets, conn = result.packets, result.conn
+    packets, conn, logs = result.packets, result.conn, result.logs
     if packets is not None:
         console.rule(Text("packets frame vs tshark", style="bold"))
         if packets.captures:
@@ -162,6 +164,14 @@ def verify(captures: tuple[str, ...], corpus: str | None, tables: str, top: int,
                              ("not compared", conn.skipped)):
             if len(frame):
                 _print_frame(console, title, frame)
+    if logs is not None:
+        console.rule(Text("dns, http, smtp frames vs Zeek logs", style="bold"))
+        if len(logs.logs):
+            _print_frame(console, "Zeek log baselines compared, cell by cell", logs.logs,
+                         "http: non-MIME columns of matched rows; dns, smtp: the cells of missing or extra "
+                         "rows count as unequal")
+        if len(logs.skipped):
+            _print_frame(console, "not compared", logs.skipped)
     click.echo(f"verify took {time.monotonic() - started:.1f} s")
     if strict and not result.clean:
         sys.exit(1)

@@ -5,30 +5,16 @@ Usage::
 
     python bench/dns_conformance.py [--corpus DIR] [--files GLOB] [--top N] [--no-tshark]
 
-**Zeek.** For every ``zeek/X.dns.log`` of the corpus, the capture ``X.pcap`` (or
-``.pcapng``) is run through ``captures.open_capture(...).batches()``,
-``dissectors.dissect`` and :class:`analyzer.dns.DnsStage`, with the options of
-the Zeek run that made the log (``ORACLES.tsv``: ``-C`` is
-``ignore_checksums``, ``dns_max_queries=N``, ``dns_max_compression_chain_depth=N``).
-Rows are matched on (id.orig_h, id.orig_p, id.resp_h, id.resp_p, trans_id,
-query); within a key, each Zeek row takes the netsift row that agrees with it
-best.  Only the columns the log has are compared, as text in Zeek's ASCII
-format (``analyzer.zeek_log.format_value``); ``ts`` is skipped where the
-canonifier masked it; ``set[string]`` columns compare as sets.  A missing or
-extra row counts as a mismatch in every compared column.
-
-**tshark.** For every ``X.tshark.tsv`` with DNS frames (``zeek/`` and
-``malformed/``), the ``dns_messages`` frame is compared per frame on
-``dns.id``, ``dns.flags.response``, ``dns.qry.name``, ``dns.qry.type``,
-``dns.flags.rcode``, ``dns.count.answers``, ``dns.a``, ``dns.aaaa``,
-``dns.cname`` (lists in order; names case-insensitively, ``<Root>`` as the
-empty name).
+Prints the figures of :mod:`analyzer.verify.dns` (the rules of the comparison
+are there): every ``zeek/X.dns.log`` of the corpus against the ``dns`` frame of
+``X.pcap`` run with the options of the Zeek run that made the log, the DNS
+weirds of ``zeek/X.weird.log``, and the DNS fields of every ``X.tshark.tsv``
+(``zeek/`` and ``malformed/``) against the ``dns_messages`` frame.
 
 TCP streams and IP datagrams come from netsift's reassembly
-(``analyzer.reassembly``), wired as the pipeline should wire them; two small
-stand-ins here (:func:`tcp_streams`, :func:`udp_fragments`) are used with
-``--via standin`` (or when the reassembly is not importable).  Captures whose
-DNS needs them are reported separately.
+(``analyzer.reassembly``); two small independent stand-ins here
+(:func:`tcp_streams`, :func:`udp_fragments`, the latter with scapy) are used
+with ``--via standin``, a cross-check of the reassembly.
 
 The corpus directory is ``--corpus``, else ``$NETSIFT_CORPUS``, else
 ``<repo>/../shared/corpus``.  Always exits 0: it reports, tests assert.
@@ -37,48 +23,25 @@ The corpus directory is ``--corpus``, else ``$NETSIFT_CORPUS``, else
 from __future__ import annotations
 
 import argparse
-import csv
-import fnmatch
-import os
-import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from analyzer.dns import DNS, DnsStage
-from analyzer.zeek_log import format_value
-from captures import open_capture
-from dissectors import dissect
+from analyzer.dns import DNS, DnsStage  # noqa: E402
+from analyzer.verify import dns as core  # noqa: E402
+from analyzer.verify.corpus import corpus_dir  # noqa: E402
+from analyzer.verify.dns import EXPLAINED, TSHARK_FIELDS, zeek_options  # noqa: E402
+from captures import open_capture  # noqa: E402
+from dissectors import dissect  # noqa: E402
 
-KEY = ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "trans_id", "query")
-TSHARK_FIELDS = ("dns.id", "dns.flags.response", "dns.qry.name", "dns.qry.type", "dns.flags.rcode",
-                 "dns.count.answers", "dns.a", "dns.aaaa", "dns.cname")
-ZEEK_TYPES = {c.name: c.zeek_type for c in DNS if c.zeek_type}
-MASK = "XXXXXXXXXX.XXXXXX"
-
-# Differences that are understood (see the module docstring of tests/test_dns.py and the report).
-EXPLAINED = {
-    "icmp-quoted": "tshark decodes the DNS message quoted inside an ICMP error; Zeek (and netsift) do not "
-                   "take a quoted datagram for a DNS message",
-    "zeek-stop": "Zeek stops walking a message at an anomaly tshark walks past (an RR with RDLENGTH 0 "
-                 "before the end, QDCOUNT above dns_max_queries, ...): the records after it are not "
-                 "parsed (netsift follows Zeek; the message's `parsed` column is false)",
-}
-
-
-def corpus_dir(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    if os.environ.get("NETSIFT_CORPUS"):
-        return Path(os.environ["NETSIFT_CORPUS"])
-    return REPO.parent / "shared" / "corpus"
+#: Where TCP streams and IP datagrams come from: "reassembly" (netsift's) or "standin" (below).
+VIA = "reassembly"
 
 
 # ---------------------------------------------------------------------------- stand-ins
@@ -200,277 +163,29 @@ def udp_fragments(path, ports=(53, 137, 5353, 5355)):
     return out
 
 
-def run_capture(path, via: str | None = None, **options) -> dict[str, pd.DataFrame]:
-    """The DNS frames of one capture.
-
-    ``via``: ``"reassembly"`` (default when importable) takes TCP streams and
-    IP datagrams from netsift's own :class:`analyzer.reassembly.TcpReassembly`
-    and :class:`~analyzer.reassembly.FragmentReassembler`, wired as the pipeline
-    should wire them (datagrams given to the stage with their frame numbers);
-    ``"standin"`` uses :func:`tcp_streams` and :func:`udp_fragments` here.
-    """
+def run_capture(path, via: str | None = None, **options) -> dict:
+    """The DNS frames of one capture, through netsift's reassembly (:func:`analyzer.verify.dns.run_capture`)
+    or, with ``via="standin"``, through :func:`tcp_streams` and :func:`udp_fragments`."""
     via = via or VIA
+    if via == "reassembly":
+        return core.run_capture(path, **options)
     stage = DnsStage(weird_table=True, **options)
     extra = {"tcp": 0, "fragments": 0, "via": via}
-    if via == "reassembly":
-        from analyzer.reassembly import FragmentReassembler, TcpReassembly
-        fragments, streams = FragmentReassembler(), TcpReassembly()
-        with open_capture(path) as reader:
-            for batch in reader.batches():
-                fields = dissect(batch)
-                stage.feed(batch, fields)
-                nested = []
-                datagrams, numbers = fragments.feed(batch, fields)
-                for _ in range(4):
-                    if not len(datagrams):
-                        break
-                    inner = dissect(datagrams)
-                    before = stage.message_count
-                    stage.feed(datagrams, inner, frame_numbers=numbers)
-                    extra["fragments"] += stage.message_count - before
-                    nested.append((datagrams, inner, None, numbers))
-                    datagrams, numbers = fragments.feed(datagrams, inner, frame_numbers=numbers)
-                for delivery in streams.feed(batch, fields, more=nested):
-                    extra["tcp"] += delivery.key.resp_p == 53 and bool(delivery.chunk.data)
-                    stage.feed_stream(delivery)
-        for delivery in streams.flush():
-            stage.feed_stream(delivery)
-    else:
-        with open_capture(path) as reader:
-            for batch in reader.batches():
-                stage.feed(batch, dissect(batch))
-        for key, conn_id, is_orig, data, ts, frame, closed in tcp_streams(path):
-            if closed:
-                stage.close_stream(key, ts, frame)
-            elif conn_id[1] == 53 or conn_id[3] == 53:
-                stage.feed_stream(key, is_orig, data, ts, frame, conn_id=conn_id)
-                extra["tcp"] += 1
-        for src, sport, dst, dport, payload, ts, frame in udp_fragments(path):
-            stage.feed_datagram(src, sport, dst, dport, payload, ts, frame)
-            extra["fragments"] += 1
+    with open_capture(path) as reader:
+        for batch in reader.batches():
+            stage.feed(batch, dissect(batch))
+    for key, conn_id, is_orig, data, ts, frame, closed in tcp_streams(path):
+        if closed:
+            stage.close_stream(key, ts, frame)
+        elif conn_id[1] == 53 or conn_id[3] == 53:
+            stage.feed_stream(key, is_orig, data, ts, frame, conn_id=conn_id)
+            extra["tcp"] += 1
+    for src, sport, dst, dport, payload, ts, frame in udp_fragments(path):
+        stage.feed_datagram(src, sport, dst, dport, payload, ts, frame)
+        extra["fragments"] += 1
     tables = stage.finish()
     tables["_extra"] = extra
     return tables
-
-
-try:
-    import analyzer.reassembly  # noqa: F401
-    VIA = "reassembly"
-except ImportError:
-    VIA = "standin"
-
-
-# ---------------------------------------------------------------------------- Zeek
-
-def read_zeek_log(path: Path) -> pd.DataFrame:
-    """A Zeek ASCII log or a zeek-cut ``-m`` output as a frame of text (``-`` kept as text)."""
-    fields, rows = None, []
-    with open(path, encoding="utf-8") as source:
-        for line in source:
-            line = line.rstrip("\n")
-            if line.startswith("### "):
-                continue
-            if line.startswith("#fields"):
-                fields = line.split("\t")[1:]
-            elif line.startswith("#"):
-                continue
-            elif fields is None:
-                fields = line.split("\t")
-            elif line:
-                rows.append(line.split("\t"))
-    return pd.DataFrame(rows, columns=fields, dtype=object)
-
-
-def zeek_options(corpus: Path) -> dict[str, dict]:
-    options = {}
-    with open(corpus / "ORACLES.tsv", encoding="utf-8") as source:
-        for row in csv.DictReader(source, delimiter="\t"):
-            command = row["zeek_command"]
-            opts = {"ignore_checksums": bool(re.search(r"(^|\s)-[a-zA-Z]*C", command))}
-            m = re.search(r"dns_max_queries=(\d+)", command)
-            if m:
-                opts["max_queries"] = int(m.group(1))
-            m = re.search(r"dns_max_compression_chain_depth=(\d+)", command)
-            if m:
-                opts["max_compression_depth"] = int(m.group(1))
-            options[row["capture"]] = opts
-    return options
-
-
-def as_text(frame: pd.DataFrame, columns) -> pd.DataFrame:
-    out = {}
-    for name in columns:
-        zt = ZEEK_TYPES.get(name)
-        values = frame[name].tolist() if name in frame else [None] * len(frame)
-        out[name] = [format_value(v, zt) if zt else ("-" if v is None or v is pd.NA else str(v)) for v in values]
-    return pd.DataFrame(out, dtype=object)
-
-
-def cell_equal(name: str, ours: str, theirs: str) -> bool:
-    if name == "ts" and theirs == MASK:
-        return True
-    zt = ZEEK_TYPES.get(name, "")
-    if zt.startswith("set["):
-        return set(ours.split(",")) == set(theirs.split(","))
-    return ours == theirs
-
-
-def compare_zeek(ours: pd.DataFrame, zeek: pd.DataFrame):
-    """Per-column agree counts, totals, matched/missing/extra rows and mismatch examples."""
-    columns = [c for c in zeek.columns if c in ZEEK_TYPES and c != "uid"]
-    mine = as_text(ours, columns)
-    groups = defaultdict(list)
-    for i, row in mine.iterrows():
-        groups[tuple(row[k] for k in KEY)].append(i)
-    agree, total = Counter(), Counter()
-    mismatches, missing, used = [], [], set()
-    for _, zrow in zeek.iterrows():
-        key = tuple(zrow[k] for k in KEY)
-        best, best_score = None, -1
-        for i in groups.get(key, ()):
-            if i in used:
-                continue
-            score = sum(cell_equal(c, mine.at[i, c], zrow[c]) for c in columns)
-            if score > best_score:
-                best, best_score = i, score
-        if best is None:
-            missing.append(key)
-            for c in columns:
-                total[c] += 1
-            continue
-        used.add(best)
-        for c in columns:
-            total[c] += 1
-            if cell_equal(c, mine.at[best, c], zrow[c]):
-                agree[c] += 1
-            else:
-                mismatches.append((c, mine.at[best, c], zrow[c], key))
-    extra = [tuple(mine.at[i, k] for k in KEY) for i in range(len(mine)) if i not in used]
-    for _ in extra:
-        for c in columns:
-            total[c] += 1
-    return agree, total, len(used), missing, extra, mismatches
-
-
-def weird_report(corpus: Path, pattern: str) -> dict:
-    """DNS weirds (source DNS) of every zeek/X.weird.log against the ``dns_weird`` frame of X."""
-    options = zeek_options(corpus)
-    columns = ("ts", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "name", "addl")
-    matched = total = extra = 0
-    lines = []
-    for log in sorted((corpus / "zeek").glob("*.weird.log")):
-        zeek = read_zeek_log(log)
-        if "source" not in zeek.columns:
-            continue
-        zeek = zeek[zeek["source"] == "DNS"]
-        if zeek.empty:
-            continue
-        stem = log.name[:-len(".weird.log")]
-        capture = next((p for p in (corpus / "zeek" / f"{stem}.pcap", corpus / "zeek" / f"{stem}.pcapng")
-                        if p.exists()), None)
-        if capture is None or not fnmatch.fnmatch(capture.name, pattern):
-            continue
-        ours = run_capture(capture, **options.get(f"zeek/{capture.name}", {}))["dns_weird"]
-        mine = []
-        for row in ours.itertuples(index=False):
-            rec = dict(zip(ours.columns, row))
-            mine.append(tuple(format_value(rec[c], {"ts": "time", "id.orig_p": "port", "id.resp_p": "port"}
-                                           .get(c, "string")) for c in columns))
-        left = list(mine)
-        for _, zrow in zeek.iterrows():
-            total += 1
-            want = tuple(zrow[c] for c in columns)
-            hit = next((m for m in left if all(a == b or (c == "ts" and b == MASK)
-                                               for c, a, b in zip(columns, m, want))), None)
-            if hit is not None:
-                matched += 1
-                left.remove(hit)
-            else:
-                lines.append(f"  {capture.name}: missing {want}")
-        extra += len(left)
-        lines += [f"  {capture.name}: extra {m}" for m in left]
-    print(f"\n== Zeek weird.log (DNS weirds) ==\nmatched {matched}/{total}, extra {extra}")
-    for line in lines[:20]:
-        print(line)
-    return {"matched": matched, "total": total, "extra": extra}
-
-
-# ---------------------------------------------------------------------------- tshark
-
-def _norm_names(text: str) -> list[str]:
-    return [("" if n == "<Root>" else n.lower()) for n in text.split(",")] if text else []
-
-
-def tshark_rows(path: Path) -> dict[int, dict[str, str]]:
-    csv.field_size_limit(1 << 30)
-    out = {}
-    with open(path, encoding="utf-8", errors="replace") as source:
-        reader = csv.reader(source, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader)
-        index = {name: header.index(name) for name in TSHARK_FIELDS if name in header}
-        for row in reader:
-            if len(row) < len(header):
-                row += [""] * (len(header) - len(row))
-            if not row[index["dns.id"]]:
-                continue
-            rec = {name: row[i] for name, i in index.items()}
-            protos = set(row[header.index("ip.proto")].split(",")) | set(row[header.index("ipv6.nxt")].split(","))
-            rec["_quoted"] = bool(protos & {"1", "58"})
-            out[int(row[0])] = rec
-    return out
-
-
-def ours_tshark(messages: pd.DataFrame) -> dict[int, dict[str, str]]:
-    out: dict[int, dict] = {}
-    for row in messages.itertuples(index=False):
-        d = row._asdict() if hasattr(row, "_asdict") else None
-        rec = dict(zip(messages.columns, row))
-        frame = rec["frame.number"]
-        if frame is pd.NA or rec["dns.id"] is pd.NA:
-            continue
-        if 137 in (rec["srcport"], rec["dstport"]) and rec["proto"] == "udp":
-            continue    # NetBIOS name service: tshark has it as nbns.*, not dns.*
-        cur = out.setdefault(int(frame), {k: [] for k in TSHARK_FIELDS})
-        cur["_stopped"] = cur.get("_stopped", False) or not bool(rec["parsed"])
-        response = bool(rec["dns.flags.response"])
-        cur["dns.id"].append(f"0x{int(rec['dns.id']):04x}")
-        cur["dns.flags.response"].append("1" if response else "0")
-        cur["dns.qry.name"] += list(rec["dns.qry.name"] or [])
-        cur["dns.qry.type"] += [str(t) for t in (rec["dns.qry.type"] or [])]
-        if response:
-            cur["dns.flags.rcode"].append(str(int(rec["dns.flags.rcode"])))
-        cur["dns.count.answers"].append(str(int(rec["dns.count.answers"])))
-        cur["dns.a"] += list(rec["dns.a"] or [])
-        cur["dns.aaaa"] += list(rec["dns.aaaa"] or [])
-        cur["dns.cname"] += list(rec["dns.cname"] or [])
-        del d
-    return {f: {k: (",".join(v) if isinstance(v, list) else v) for k, v in cur.items()} for f, cur in out.items()}
-
-
-def tshark_equal(name: str, ours: str, theirs: str) -> bool:
-    if name in ("dns.qry.name", "dns.cname"):
-        return _norm_names(ours) == _norm_names(theirs)
-    return ours == theirs
-
-
-def compare_tshark(ours: dict, theirs: dict):
-    """Per-field agree counts and totals, explained mismatch counts by reason, and the other mismatches."""
-    agree, total, explained, mismatches = Counter(), Counter(), Counter(), []
-    for frame in sorted(set(ours) | set(theirs)):
-        a, b = ours.get(frame), theirs.get(frame)
-        for name in TSHARK_FIELDS:
-            total[name] += 1
-            x = a.get(name, "") if a else "<no message>"
-            y = b.get(name, "") if b else "<no message>"
-            if a is not None and b is not None and tshark_equal(name, x, y):
-                agree[name] += 1
-            elif a is None and b is not None and b["_quoted"]:
-                explained["icmp-quoted"] += 1
-            elif a is not None and a.get("_stopped"):
-                explained["zeek-stop"] += 1
-            else:
-                mismatches.append((name, frame, x, y))
-    return agree, total, explained, mismatches
 
 
 # ---------------------------------------------------------------------------- report
@@ -485,32 +200,24 @@ def shorten(value, width=70) -> str:
 
 
 def zeek_report(corpus: Path, pattern: str, top: int) -> dict:
+    """Print and return the dns.log figures (``agree``, ``total``, ``missing``, ``extra``, ``per_column``)."""
     options = zeek_options(corpus)
     agree, total = Counter(), Counter()
     per_file, mismatch_all = [], []
     rows_matched = rows_missing = rows_extra = 0
-    for log in sorted((corpus / "zeek").glob("*.dns.log")):
-        stem = log.name[:-len(".dns.log")]
-        capture = next((p for p in (corpus / "zeek" / f"{stem}.pcap", corpus / "zeek" / f"{stem}.pcapng")
-                        if p.exists()), None)
-        if capture is None or not fnmatch.fnmatch(capture.name, pattern):
-            continue
-        opts = options.get(f"zeek/{capture.name}", {})
-        tables = run_capture(capture, **opts)
-        zeek = read_zeek_log(log)
-        a, t, matched, missing, extra, mismatches = compare_zeek(tables["dns"], zeek)
-        agree.update(a)
-        total.update(t)
-        rows_matched += matched
-        rows_missing += len(missing)
-        rows_extra += len(extra)
-        kind = "tcp" if tables["_extra"]["tcp"] else ("fragments" if tables["_extra"]["fragments"] else "udp")
-        per_file.append((capture.name, kind, sum(a.values()), sum(t.values()), matched, len(missing), len(extra),
-                         opts))
-        mismatch_all += [(capture.name,) + m for m in mismatches]
-        for key in missing:
+    for capture, log in core.zeek_logs(corpus, pattern):
+        got = core.compare_dns_log(capture, log, options.get(f"zeek/{capture.name}", {}), run=run_capture)
+        agree.update(got.agree)
+        total.update(got.total)
+        rows_matched += got.matched
+        rows_missing += len(got.missing)
+        rows_extra += len(got.extra)
+        per_file.append((capture.name, got.via, sum(got.agree.values()), sum(got.total.values()), got.matched,
+                         len(got.missing), len(got.extra), got.options))
+        mismatch_all += [(capture.name,) + m for m in got.mismatches]
+        for key in got.missing:
             mismatch_all.append((capture.name, "<row>", "missing", "present in Zeek", key))
-        for key in extra:
+        for key in got.extra:
             mismatch_all.append((capture.name, "<row>", "extra", "absent in Zeek", key))
     print("== Zeek dns.log ==")
     print(f"{'capture':36} {'via':9} {'cells':>13} {'agree':>9}  rows matched/missing/extra  options")
@@ -537,28 +244,22 @@ def zeek_report(corpus: Path, pattern: str, top: int) -> dict:
             "per_column": {c: (agree[c], total[c]) for c in total}}
 
 
+def weird_report(corpus: Path, pattern: str) -> dict:
+    """Print and return the DNS weird figures (``matched``, ``total``, ``extra``)."""
+    got = core.weird_figures(corpus, pattern, run=run_capture)
+    print(f"\n== Zeek weird.log (DNS weirds) ==\nmatched {got['matched']}/{got['total']}, extra {got['extra']}")
+    for line in got["lines"][:20]:
+        print(line)
+    return {"matched": got["matched"], "total": got["total"], "extra": got["extra"]}
+
+
 def tshark_report(corpus: Path, pattern: str, top: int) -> dict:
-    agree, total, explained = Counter(), Counter(), Counter()
-    mismatch_all, per_file = [], []
-    for tsv in sorted(list((corpus / "zeek").glob("*.tshark.tsv")) + list((corpus / "malformed").glob("*.tshark.tsv"))):
-        capture = tsv.with_name(tsv.name[:-len(".tshark.tsv")])
-        if not capture.exists() or not fnmatch.fnmatch(capture.name, pattern):
-            continue
-        theirs = tshark_rows(tsv)
-        if not theirs:
-            continue
-        try:
-            tables = run_capture(capture, ignore_checksums=True, messages=True)
-        except Exception as error:  # a capture file the reader rejects
-            print(f"  {capture.name}: not read ({error})")
-            continue
-        ours = ours_tshark(tables["dns_messages"])
-        a, t, e, mismatches = compare_tshark(ours, theirs)
-        agree.update(a)
-        total.update(t)
-        explained.update(e)
-        per_file.append((f"{capture.parent.name}/{capture.name}", sum(a.values()), sum(t.values())))
-        mismatch_all += [(f"{capture.parent.name}/{capture.name}",) + m for m in mismatches]
+    """Print and return the tshark figures (``agree``, ``total``, ``explained``, ``unexplained``, ``per_field``)."""
+    got = core.tshark_figures(corpus, pattern, run=run_capture)
+    agree, total, explained = got["agree"], got["total"], got["explained"]
+    mismatch_all, per_file = got["mismatches"], got["per_file"]
+    for name, error in got["unread"]:
+        print(f"  {name}: not read ({error})")
     print("\n== tshark DNS fields (per frame) ==")
     for name, a, t in per_file:
         if a != t:

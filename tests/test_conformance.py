@@ -1,35 +1,30 @@
 """Conformance with Wireshark on the shared corpus, and a crash/hang guard over every capture.
 
-The corpus (``$NETSIFT_CORPUS`` or ``<repo>/../shared/corpus``, see
-``bench/conformance.py``) holds third-party captures: ``zeek/`` and
-``malformed/``, each ``X.pcap`` with ``X.pcap.tshark.tsv`` made by TShark
-4.0.17.  Without the corpus these tests are skipped.
+The corpus (``$NETSIFT_CORPUS`` or ``<repo>/../shared/corpus``; the comparison
+is :mod:`analyzer.verify.tshark`, printed by ``bench/conformance.py``) holds
+third-party captures: ``zeek/`` and ``malformed/``, each ``X.pcap`` with
+``X.pcap.tshark.tsv`` made by TShark 4.0.17.  Without the corpus these tests
+are skipped.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("netsift_conformance", REPO / "bench" / "conformance.py")
-conformance = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("netsift_conformance", conformance)
-_spec.loader.exec_module(conformance)
+from analyzer.verify import tshark as conformance
+from analyzer.verify.corpus import corpus_dir, relative_name
 
-CORPUS = conformance.corpus_dir()
+CORPUS = corpus_dir()
 HAVE_CORPUS = (CORPUS / "MANIFEST.tsv").exists()
 NO_CORPUS = f"the shared corpus is not at {CORPUS} (set NETSIFT_CORPUS)"
 SECONDS_PER_CAPTURE = 10.0   # a hang guard, not a benchmark
 
 
 def _ids(paths):
-    return [conformance.relative_name(path) for path in paths]
+    return [relative_name(path) for path in paths]
 
 
 TSV_CAPTURES = conformance.tsv_captures(CORPUS) if HAVE_CORPUS else []
@@ -75,9 +70,9 @@ def test_every_capture_is_analysed_quickly_and_completely(capture):
     result = conformance.analyze_quietly(capture)
     elapsed = time.perf_counter() - started
     assert elapsed < SECONDS_PER_CAPTURE, f"{elapsed:.1f} s"
-    expected = _manifest().get(conformance.relative_name(capture), {}).get("packets", "")
+    expected = _manifest().get(relative_name(capture), {}).get("packets", "")
     if result.warnings:
-        print(f"{conformance.relative_name(capture)}: {len(result.packets)} frames read, "
+        print(f"{relative_name(capture)}: {len(result.packets)} frames read, "
               f"manifest {expected or '?'}; reader warnings: {result.warnings}")
         return
     assert expected, "capture missing from MANIFEST.tsv"

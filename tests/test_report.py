@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -506,16 +507,41 @@ def test_verify_one_capture_prints_the_figures():
 
 
 @needs_corpus
-def test_verify_figures_agree_with_the_bench_scripts():
-    from analyzer.verify import load_bench, verify_conn, verify_packets
+def test_verify_figures_agree_with_the_comparison_modules():
+    from analyzer.verify import verify_conn, verify_logs, verify_packets
+    from analyzer.verify import dns, http
+    from analyzer.verify.tshark import compare_file
     capture = ZEEK / "wikipedia.pcap"
     packets = verify_packets([capture])
-    comparison = load_bench("conformance").compare_file(capture)
+    comparison = compare_file(capture)
     overall = packets.fields.set_index("field").loc["overall"]
     assert overall["compared"] == sum(c for c, _ in comparison.counts.values())
     assert overall["equal"] == sum(e for _, e in comparison.counts.values())
     conn = verify_conn([capture])
     assert conn.logs == 1 and conn.columns.iloc[-1]["cells"] > 0
+    # One row per Zeek log beside the capture, with the corpus-wide functions' figures for it.
+    logs = verify_logs([capture]).logs.set_index("log")
+    assert sorted(logs.index) == sorted(f"{kind}.log" for kind in ("dns", "http", "smtp")
+                                        if (ZEEK / f"wikipedia.{kind}.log").exists())
+    got = dns.compare_dns_log(capture, ZEEK / "wikipedia.dns.log", dns.zeek_options(CORPUS)["zeek/wikipedia.pcap"])
+    assert (logs.loc["dns.log", "compared"], logs.loc["dns.log", "equal"]) == (sum(got.total.values()),
+                                                                             sum(got.agree.values()))
+    figures = http.zeek_figures(CORPUS, "wikipedia")
+    assert (logs.loc["http.log", "compared"], logs.loc["http.log", "equal"]) == (figures["cells"], figures["equal"])
+
+
+@needs_corpus
+def test_verify_runs_without_the_bench_scripts():
+    """``netsift verify`` needs only the installed package: no module of bench/ is imported."""
+    code = ("import sys; from analyzer.verify import verify; "
+            f"result = verify([{str(ZEEK / 'wikipedia.pcap')!r}]); "
+            "assert result.packets.captures == 1 and result.conn.logs == 1 and len(result.logs.logs), result; "
+            "print([n for n, m in sys.modules.items() "
+            f"if str(getattr(m, '__file__', '') or '').startswith({str(REPO / 'bench')!r})])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO.parent,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
 
 
 # ---- real captures against tshark -----------------------------------------------------------
