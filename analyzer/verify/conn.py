@@ -60,13 +60,29 @@ def baseline_text(column: str, value: str) -> str:
     return value
 
 
-def run_conn(pcap: str | os.PathLike, validate: bool) -> pd.DataFrame:
-    """The conn frame of ``pcap`` (reader warnings silenced: they are not what is compared)."""
-    from .. import analyze
+def run_conn(pcap: str | os.PathLike, validate: bool, command: str = "") -> pd.DataFrame:
+    """The conn frame of ``pcap`` (reader warnings silenced: they are not what is compared).
 
+    DNS limits the Zeek ``command`` lowered (``dns_max_queries=N``,
+    ``dns_max_compression_chain_depth=N``) are given to the DNS stage: its
+    limit weirds put Zeek's ``X`` in the connection's history.
+    """
+    from captures import open_capture
+
+    from ..dns import DnsStage
+    from ..pipeline import Pipeline
+    from .dns import options_from_command
+
+    pipeline = Pipeline(validate_checksums=validate)
+    limits = {k: v for k, v in options_from_command(command).items() if k != "ignore_checksums"}
+    if limits:
+        pipeline.replace(DnsStage(connections=pipeline.connections, ignore_checksums=not validate, **limits))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return analyze(pcap, validate_checksums=validate).conn
+        with open_capture(pcap) as reader:
+            for batch in reader.batches():
+                pipeline.feed(batch)
+        return pipeline.finish()["conn"]
 
 
 def pair_rows(base_rows: list[dict], ours_rows: list[dict], columns: list[str]):
@@ -152,7 +168,7 @@ def compare_conn_log(capture: str | os.PathLike, log: str | os.PathLike, command
     if not compared:
         result.skipped = "no comparable column: " + ",".join(columns)
         return result
-    frame = run_conn(capture, not ignores_checksums(command))
+    frame = run_conn(capture, not ignores_checksums(command), command)
     ours_rows = [{c: zeek_text(c, record.get(c)) for c in CONN_COLUMNS} for record in frame.to_dict("records")]
     pairs, result.missing, result.extra = pair_rows(base_rows, ours_rows, columns)
     has_key = any(k in columns for k in ("id.orig_h", "id.resp_h"))
