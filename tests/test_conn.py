@@ -428,10 +428,12 @@ def test_corpus_conformance():
     # Every remaining difference is explained (and quoted in the issue notes):
     # * service of protocols netsift has no stage for (ftp, ftp-data, ntp, dhcp, ssh): 11 cells,
     #   set apart in ``percent_dissected``;
-    # * history 'X' (Zeek's LimitReachedWeird) and a '^' from DNS flipping on the QR bit, and the
-    #   service Zeek removes on an analyzer violation, in logs of Zeek tests run with lowered limits;
-    # * http-to-ssh: Zeek confirms HTTP only once a reply parses; http,smtp order of confirmation.
-    assert result["percent"] >= 98.5
-    assert result["percent_dissected"] >= 99.0
+    # * a '^' from Zeek's DNS analyzer flipping on the QR bit (dns-max-compression-depth);
+    # * http-to-ssh: Zeek drops a confirmed service on an analyzer violation; http,smtp: the
+    #   order of confirmation;
+    # * GTP with unreassembled outer fragments: four holes open at once, the state machine's
+    #   one-hole model counts one (missed_bytes).
+    assert result["percent"] >= 99.0
+    assert result["percent_dissected"] >= 99.5
     assert len(result["missing"]) == 0
     assert len(result["extra"]) == 0
