@@ -1,19 +1,24 @@
 """Turning the dissectors' numpy columns into pandas frames.
 
-:class:`TableBuilder` keeps each batch's columns (cast to the compact numpy
-dtype the schema implies, so memory is the size of the output frame) and
-builds one DataFrame at the end with nullable dtypes: ``UInt16``/``Int64``…
-with masks, ``boolean``, and categoricals for addresses, whose text is made
-once per distinct address, not once per packet.
+:class:`TableBuilder` writes each batch's columns, cast to the compact numpy
+dtype the schema implies, into one array per column (and a null mask per
+column) that grows in place, so the finished frame takes no further copy:
+its nullable arrays (``UInt16``/``Int64``… with masks, ``boolean``) wrap
+those arrays.
+Addresses become categoricals whose text is made once per distinct address,
+not once per packet.
 """
 
 from __future__ import annotations
 
-import ctypes
+import mmap
 import socket
+import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .schema import Column
 
@@ -24,41 +29,88 @@ _RAW_DTYPE = {"mac": np.uint64, "ipv4": np.uint32, "seconds": np.int64, "time": 
               "bool": np.bool_}
 
 
-def _raw_dtype(column: Column):
+def _raw_dtype(column: Column) -> np.dtype:
     if column.kind in _RAW_DTYPE:
-        return _RAW_DTYPE[column.kind]
+        return np.dtype(_RAW_DTYPE[column.kind])
     if column.kind == "ipv6":
         return np.dtype("V16")
-    return _NUMPY_DTYPE[column.dtype]
+    return np.dtype(_NUMPY_DTYPE[column.dtype])
 
 
-TRIM_EVERY_BYTES = 32 << 20
+class _Column:
+    """One raw column being built: ``values[:rows]`` and its null ``mask[:rows]`` (True: null).
 
-
-def _release_freed_memory() -> None:
-    """Give freed heap pages back to the OS (glibc ``malloc_trim``); a no-op elsewhere.
-
-    Batch parts are small allocations that glibc keeps on its heap after they
-    are freed; without this, peak RSS is the parts plus the finished frame.
+    Both live in anonymous memory maps reserved for ``capacity`` rows: the
+    kernel backs a page only when it is first written, so the reserve costs
+    nothing, and the rows are written once, where the finished frame will
+    use them (no parts to join at the end, no doubling copies).  Past the
+    capacity the maps grow in place (``mremap`` on Linux) or, where they
+    cannot, into new maps.  Never-written pages read as zeros.
     """
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+
+    __slots__ = ("_maps", "dtype", "mask", "values")
+
+    def __init__(self, dtype: np.dtype, capacity: int):
+        self.dtype = dtype
+        self._maps = (_anonymous_map(capacity * dtype.itemsize), _anonymous_map(capacity))
+        self._view()
+
+    def _view(self) -> None:
+        self.values = np.frombuffer(self._maps[0], self.dtype)
+        self.mask = np.frombuffer(self._maps[1], np.bool_)
+
+    def reserve(self, rows: int, capacity: int) -> None:
+        """Room for ``capacity`` rows in all (``capacity`` above the current one), keeping the first ``rows``."""
+        self.values = self.mask = None   # a map with arrays over it cannot be resized
+        try:
+            for item, buffer in zip((self.dtype.itemsize, 1), self._maps):
+                buffer.resize(capacity * item)
+        except (OSError, SystemError, ValueError, BufferError):
+            # No in-place growth on this system: copy the rows in use into new maps.
+            old = self._maps
+            self._maps = (_anonymous_map(capacity * self.dtype.itemsize), _anonymous_map(capacity))
+            for item, source, target in zip((self.dtype.itemsize, 1), old, self._maps):
+                target[:rows * item] = source[:rows * item]
+        self._view()
+
+    def finish(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, mask)`` of the first ``rows`` rows; the rest of the reserve is given back where possible."""
+        if rows:
+            try:
+                self.values = self.mask = None
+                for item, buffer in zip((self.dtype.itemsize, 1), self._maps):
+                    buffer.resize(rows * item)
+            except (OSError, SystemError, ValueError, BufferError):
+                pass
+            self._view()
+        return self.values[:rows], self.mask[:rows]
 
 
-try:
-    # By name, not ctypes.util.find_library: that runs ldconfig in a child process.
-    _LIBC = ctypes.CDLL("libc.so.6")
-    _LIBC.malloc_trim  # noqa: B018 - glibc only
-except (OSError, AttributeError):
-    _LIBC = None
+def _anonymous_map(nbytes: int) -> mmap.mmap:
+    """Private anonymous memory of ``nbytes`` bytes, zero-filled by the kernel as its pages are touched.
+
+    Private, not Python's default shared mapping: a shared anonymous mapping
+    is a shmem object of fixed size, and growing it with ``mremap`` leaves the
+    new pages without backing (SIGBUS when touched).
+    """
+    if hasattr(mmap, "MAP_PRIVATE"):
+        return mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return mmap.mmap(-1, nbytes)
+
+
+# Rows a column's maps are first reserved for (address space only; see _Column).  Windows
+# commits a map's memory when it is made, so there the reserve starts small and grows.
+FIRST_CAPACITY = 1 << 16 if sys.platform == "win32" else 1 << 21
 
 
 class TableBuilder:
     """Accumulates batches of raw columns for one table and builds its DataFrame.
 
-    Each batch's columns are kept in their compact dtype; :meth:`frame` joins
-    them column by column and frees each column's parts as soon as it is
-    joined, so peak memory is about the finished frame plus one column.
+    Each batch's columns are written, cast to their compact dtype, straight
+    into the arrays the frame will hold (:class:`_Column`), so :meth:`frame`
+    only wraps them in pandas' nullable arrays.  Fresh memory, each page of
+    which costs a page fault, is what building a frame costs most here: this
+    touches each byte of the frame once and nothing else.
 
     Args:
         schema: the table's columns; a column may take its raw values from
@@ -69,8 +121,14 @@ class TableBuilder:
     def __init__(self, schema: tuple[Column, ...], aliases: dict[str, str] | None = None):
         self.schema = schema
         self.aliases = aliases or {}
-        self._parts: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        # One raw column per name and compact dtype (``ts`` shares ``frame.time_epoch``'s).
+        self._keys = list(dict.fromkeys(self._key(column) for column in schema if column.kind != "derived"))
+        self._columns: dict[tuple[str, np.dtype], _Column] = {}
         self._rows = 0
+        self._capacity = FIRST_CAPACITY
+
+    def _key(self, column: Column) -> tuple[str, np.dtype]:
+        return self.aliases.get(column.name, column.name), _raw_dtype(column)
 
     @property
     def rows(self) -> int:
@@ -78,77 +136,113 @@ class TableBuilder:
         return self._rows
 
     def add(self, n: int, values: dict[str, np.ndarray], valid: dict[str, np.ndarray]) -> None:
-        """Add ``n`` rows; ``values``/``valid`` map raw column names to ``[n]`` arrays (absent: all null)."""
-        for column in self.schema:
-            raw = self.aliases.get(column.name, column.name)
-            if column.kind == "derived" or raw not in values:
+        """Add ``n`` rows; ``values``/``valid`` map raw column names to ``[n]`` arrays (absent: all null).
+
+        The arrays are copied: the caller may reuse them afterwards.  An
+        ``ipv6`` column is ``uint8[n, 16]``; every other one ``[n]`` of any
+        integer (or bool) dtype, cast to the column's compact dtype (values
+        of the schema's fields fit it).
+        """
+        rows, stop = self._rows, self._rows + n
+        if stop > self._capacity:
+            self._capacity = max(2 * self._capacity, stop)
+            for column in self._columns.values():
+                column.reserve(rows, self._capacity)
+        for key in self._keys:
+            name, dtype = key
+            column = self._columns.get(key)
+            array = values.get(name)
+            if array is None:
+                if column is not None:
+                    # Null rows; their values were never written, so they are zeros.
+                    column.mask[rows:stop] = True
                 continue
-            array = values[raw]
-            if column.kind == "ipv6":
-                array = np.ascontiguousarray(array).view("V16").reshape(n)
-            else:
-                # A copy in the compact dtype, so the batch's wide arrays can be freed.
-                array = array.astype(_raw_dtype(column))
-            self._parts.setdefault(column.name, []).append((self._rows, array, valid[raw].copy()))
-        self._rows += n
+            if column is None:
+                column = self._columns[key] = _Column(dtype, self._capacity)
+                column.mask[:rows] = True   # the earlier batches lacked the column
+            if dtype.kind == "V":
+                array = np.ascontiguousarray(array).view(dtype).reshape(n)
+            # One pass each: cast into place, and the null mask as the negated validity.
+            column.values[rows:stop] = array
+            np.logical_not(valid[name], out=column.mask[rows:stop])
+        self._rows = stop
 
     def frame(self) -> pd.DataFrame:
-        """The DataFrame of every row added, one column per schema entry, in schema order."""
+        """The DataFrame of every row added, one column per schema entry, in schema order.
+
+        The frame takes over the builder's arrays: add no rows afterwards.
+        """
         n = self._rows
+        finished = {key: column.finish(n) for key, column in self._columns.items()}
         data = {}
-        freed = 0
         for column in self.schema:
             if column.kind == "derived":
                 # Filled after the stages finish (e.g. uid from connection tracking).
-                data[column.name] = pd.Categorical.from_codes(np.full(n, -1), categories=pd.Index([], dtype="str"))
+                data[column.name] = pd.Categorical.from_codes(
+                    np.full(n, -1, dtype=np.int8), categories=pd.Index([], dtype="str"))
                 continue
-            values = np.zeros(n, dtype=_raw_dtype(column))
-            valid = np.zeros(n, dtype=bool)
-            parts = self._parts.pop(column.name, ())
-            for start, part, part_valid in parts:
-                values[start:start + len(part)] = part
-                valid[start:start + len(part)] = part_valid
-            data[column.name] = to_series(column, values, valid)
-            freed += values.nbytes + valid.nbytes if parts else 0
-            del parts
-            if freed > TRIM_EVERY_BYTES:
-                _release_freed_memory()
-                freed = 0
+            key = self._key(column)
+            values, mask = finished.get(key) or (np.zeros(n, dtype=key[1]), np.ones(n, dtype=bool))
+            data[column.name] = to_series(column, values, mask)
         return pd.DataFrame(data, copy=False)
 
 
-def to_series(column: Column, values: np.ndarray, valid: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    """Convert raw ``values`` (``[n]``) with ``valid`` (``bool[n]``) to the pandas array of ``column``."""
+def to_series(column: Column, values: np.ndarray, mask: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """The pandas array of ``column`` from raw ``values`` (``[n]``) and the null ``mask`` (``bool[n]``, True: null).
+
+    Integer and boolean columns wrap ``values`` and ``mask`` without a copy;
+    ``seconds`` (int64 ns) become float64 seconds, ``time`` a UTC timestamp
+    (NaT where null), addresses a categorical of their text.
+    """
     kind = column.kind
     if kind == "seconds":
-        seconds = values.astype(np.float64) / 1e9
-        return pd.arrays.FloatingArray(seconds, ~valid)
+        seconds = values.astype(np.float64)
+        seconds /= 1e9
+        return pd.arrays.FloatingArray(seconds, mask)
     if kind == "time":
-        stamps = pd.to_datetime(values, unit="ns", utc=True)
-        return pd.Series(stamps).where(valid).array
+        stamps = np.where(mask, np.datetime64("NaT", "ns"), values.view("M8[ns]"))
+        return pd.array(stamps).tz_localize("UTC")
     if kind == "bool":
-        return pd.arrays.BooleanArray(values.astype(bool), ~valid)
+        return pd.arrays.BooleanArray(values.astype(bool, copy=False), mask)
     if kind in ("mac", "ipv4", "ipv6"):
-        return _addresses(kind, values, valid)
+        return _addresses(kind, values, mask)
     if kind == "text":
-        return pd.array(np.where(valid, values, None), dtype=column.dtype)
-    return pd.arrays.IntegerArray(values, ~valid)
+        return pd.array(np.where(mask, None, values), dtype=column.dtype)
+    return pd.arrays.IntegerArray(values, mask)
 
 
-def _addresses(kind: str, values: np.ndarray, valid: np.ndarray) -> pd.Categorical:
-    """Categorical of address text; each distinct address is formatted once."""
-    present = values[valid]
-    if present.dtype.kind == "u":
-        # Hash-based factorisation (O(n)) instead of np.unique's sort; categories stay sorted.
-        inverse, distinct = pd.factorize(present, sort=True)
+def _addresses(kind: str, values: np.ndarray, mask: np.ndarray) -> pd.Categorical:
+    """Categorical of address text, categories in numeric (byte) order; each distinct address is formatted once."""
+    if kind == "ipv6":
+        distinct, inverse = np.unique(values[~mask], return_inverse=True)
+        codes = np.full(len(values), -1, dtype=np.int64)
+        codes[~mask] = inverse
+        categories = pd.Index([format_ipv6(value) for value in distinct], dtype="str")
     else:
-        distinct, inverse = np.unique(present, return_inverse=True)
-    formatter = {"mac": format_mac, "ipv4": format_ipv4, "ipv6": format_ipv6}[kind]
-    categories = [formatter(value) for value in distinct]
-    codes = np.full(len(values), -1, dtype=np.int64)
-    codes[valid] = inverse
+        # Hash-based factorisation (O(n)) of the non-null values, nulls coded -1; categories sorted.
+        codes, distinct = pd.factorize(pd.arrays.IntegerArray(values, mask), sort=True)
+        distinct = distinct.to_numpy(dtype=values.dtype)
+        if kind == "mac":
+            categories = _join_bytes(distinct, 6, _HEX_BYTES, ":")
+        else:
+            categories = _join_bytes(distinct, 4, _DECIMAL_BYTES, ".")
     # Two raw values never format alike, so the categories are unique.
-    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype="str"))
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
+# Text of each byte value, for formatting many addresses at once (pyarrow's take and join).
+_DECIMAL_BYTES = pa.array([str(value) for value in range(256)])
+_HEX_BYTES = pa.array([f"{value:02x}" for value in range(256)])
+
+
+def _join_bytes(numbers: np.ndarray, width: int, texts: pa.Array, separator: str) -> pd.Index:
+    """Text index of unsigned ``numbers``: their ``width`` big-endian bytes as ``texts``, joined by ``separator``.
+
+    ``_join_bytes(np.array([0x0a000001]), 4, _DECIMAL_BYTES, ".")`` is
+    ``["10.0.0.1"]`` (what :func:`format_ipv4` gives one at a time).
+    """
+    parts = [texts.take(((numbers >> (8 * shift)) & 0xFF).astype(np.uint8)) for shift in range(width - 1, -1, -1)]
+    return pd.Index(pd.array(pc.binary_join_element_wise(*parts, separator), dtype="str"))
 
 
 def format_mac(value) -> str:

@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         print("tshark not found: skipped")
         tools.remove("tshark")
     rows = []
+    load_before = _load_average()
     with tempfile.TemporaryDirectory() as scratch:
         peer_capture = pcap_prefix(capture, args.peers_on, scratch) if args.peers_on else capture
         for tool in tools:
@@ -298,7 +299,16 @@ def main(argv: list[str] | None = None) -> int:
           f"the tool's; CPU s = user+system "
           f"of the worker and its children, steadier than wall time on a shared machine; warm-up = CPU s "
           f"until netsift's first batch was through, numba's start-up included; {os.cpu_count()} CPUs)")
+    print(f"load average (1, 5, 15 min) before the runs: {load_before}; after: {_load_average()}")
     return 0
+
+
+def _load_average() -> str:
+    """The system's load averages, to judge how busy the shared machine was during the runs."""
+    try:
+        return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 if __name__ == "__main__":

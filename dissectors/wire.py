@@ -18,6 +18,8 @@ columns in place (:meth:`Fields.column`) and mark weirds as bits
 
 from __future__ import annotations
 
+import sys
+import threading
 from typing import NamedTuple
 
 import numba
@@ -234,6 +236,7 @@ class Fields:
         self.valid: dict[str, np.ndarray] = {}
         # Each weird entry: (rows int64[k], name, addl str or None).
         self.weird: list[tuple[np.ndarray, str, str | None]] = []
+        self._memory = _Memory(n)
 
     def put(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
         """Set column ``name`` at ``rows`` (``int64[k]``) to ``values`` (``[k]`` or ``[k, w]``) where unset."""
@@ -241,8 +244,8 @@ class Fields:
         column = self.values.get(name)
         if column is None:
             # A new column: every cell is unset, so there is nothing to keep.
-            column = np.zeros((self.n,) + values.shape[1:], dtype=values.dtype)
-            valid = np.zeros(self.n, dtype=bool)
+            column = self._memory.zeros((self.n,) + values.shape[1:], values.dtype)
+            valid = self._memory.zeros((self.n,), np.bool_)
             self.values[name], self.valid[name] = column, valid
         elif len(rows) == 0:
             return
@@ -263,8 +266,12 @@ class Fields:
         if name in self.values:
             self.put(name, np.arange(self.n, dtype=np.int64), values)
             return
-        self.values[name] = np.array(values, copy=True)
-        self.valid[name] = np.ones(self.n, dtype=bool)
+        values = np.asarray(values)
+        column = self._memory.empty(values.shape, values.dtype)
+        column[...] = values
+        valid = self._memory.empty((self.n,), np.bool_)
+        valid[...] = True
+        self.values[name], self.valid[name] = column, valid
 
     def column(self, name: str, dtype, width: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """``(values, valid)`` of column ``name``, created all unset (``dtype``, ``[n]`` or ``[n, width]``) if new.
@@ -277,8 +284,8 @@ class Fields:
         """
         column = self.values.get(name)
         if column is None:
-            column = np.zeros((self.n, width) if width else self.n, dtype=dtype)
-            valid = np.zeros(self.n, dtype=bool)
+            column = self._memory.zeros((self.n, width) if width else (self.n,), dtype)
+            valid = self._memory.zeros((self.n,), np.bool_)
             self.values[name], self.valid[name] = column, valid
             return column, valid
         return column, self.valid[name]
@@ -352,7 +359,102 @@ class Fields:
         """
         view = _QuietFields.__new__(_QuietFields)
         view.n, view.values, view.valid, view.weird = self.n, self.values, self.valid, []
+        view._memory = self._memory
         return view
+
+
+# ---- memory for the columns ----------------------------------------------------------------
+#
+# A batch's columns take about 800 bytes per packet (tens of MB a batch), written
+# once and dropped when the batch is done.  Fresh memory costs a page fault per
+# 4 KiB page, which on a virtual machine costs more than dissecting the bytes
+# in it, and the C heap hands a batch fresh pages again and again once the
+# frames being built sit between the freed ones.  So a Fields carves its
+# columns out of an arena that is reused by the next Fields once nothing views
+# it any more (every numpy view of an arena holds a reference to it, so its
+# reference count tells).
+
+#: Fields of fewer rows than this allocate as numpy does (their memory is small).
+ARENA_MIN_ROWS = 4096
+#: Arenas kept for reuse (a batch's Fields, a scratch Fields beside it, a reassembled datagram's …).
+MAX_ARENAS = 3
+_ALIGN = 64
+_arenas: list[np.ndarray] = []
+_arenas_lock = threading.Lock()
+# Bytes per row the arena of a Fields should have: grows to what batches have needed.
+_bytes_per_row = [1024]
+
+
+def _take_arena(nbytes: int) -> np.ndarray | None:
+    """An arena of at least ``nbytes`` bytes that nothing uses, or None when every slot is busy."""
+    with _arenas_lock:
+        # The smallest free arena that is large enough, else any free one (to be replaced).
+        best = None
+        for i in range(len(_arenas)):   # not enumerate: its reused tuple would hold a reference
+            arena = _arenas[i]
+            # References: the list, ``arena`` and getrefcount's argument; any more is a user.
+            if sys.getrefcount(arena) != 3:
+                continue
+            fits = arena.nbytes >= nbytes
+            if best is None or (fits and (_arenas[best].nbytes < nbytes or arena.nbytes < _arenas[best].nbytes)):
+                best = i
+        if best is not None and _arenas[best].nbytes >= nbytes:
+            return _arenas[best]
+        arena = np.empty(nbytes, np.uint8)
+        if best is not None:
+            _arenas[best] = arena       # a free arena that is too small: replace it
+        elif len(_arenas) < MAX_ARENAS:
+            _arenas.append(arena)
+        else:
+            return None
+        return arena
+
+
+class _Memory:
+    """Where the columns of one :class:`Fields` (and its quiet views) are allocated: a reused arena."""
+
+    __slots__ = ("arena", "n", "needed", "sinks", "used")
+
+    def __init__(self, n: int):
+        self.n = n
+        self.arena = None
+        self.used = 0
+        self.needed = 0
+        self.sinks: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+    def empty(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """An uninitialised C-contiguous array of ``shape`` and ``dtype``."""
+        dtype = np.dtype(dtype)
+        nbytes = dtype.itemsize
+        for size in shape:
+            nbytes *= size
+        self.needed += -(-nbytes // _ALIGN) * _ALIGN
+        if self.n >= ARENA_MIN_ROWS:
+            if self.arena is None and not self.used:
+                self.arena = _take_arena(self.n * _bytes_per_row[0])
+                self.used = -1 if self.arena is None else 0   # -1: no arena, do not ask again
+            if self.arena is not None and self.used + nbytes <= self.arena.nbytes:
+                block = self.arena[self.used:self.used + nbytes]
+                self.used += -(-nbytes // _ALIGN) * _ALIGN
+                return block.view(dtype).reshape(shape)
+            # Out of arena: the next Fields gets a bigger one.
+            _bytes_per_row[0] = max(_bytes_per_row[0], -(-self.needed * 5 // (4 * self.n)))
+        return np.empty(shape, dtype)
+
+    def zeros(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """A zeroed C-contiguous array of ``shape`` and ``dtype``."""
+        array = self.empty(shape, dtype)
+        array[...] = 0
+        return array
+
+    def sink(self, name: str, dtype, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, valid)`` to write hidden cells into and never read (one pair per name, reused)."""
+        key = (name, np.dtype(dtype), width)
+        pair = self.sinks.get(key)
+        if pair is None:
+            pair = self.sinks[key] = (self.empty((self.n, width) if width else (self.n,), dtype),
+                                      self.empty((self.n,), np.bool_))
+        return pair
 
 
 class _QuietFields(Fields):
@@ -364,8 +466,8 @@ class _QuietFields(Fields):
 
     def column(self, name, dtype, width=0):
         if name.startswith("_"):
-            # Somewhere to write that is not a column of the batch.
-            return np.zeros((self.n, width) if width else self.n, dtype=dtype), np.zeros(self.n, dtype=bool)
+            # Somewhere to write that is not a column of the batch (never read: no need to clear it).
+            return self._memory.sink(name, dtype, width)
         return super().column(name, dtype, width)
 
     def flag(self, rows, name, addl=None):
