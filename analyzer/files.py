@@ -126,8 +126,59 @@ _RULES = sorted([(strength, 0, pattern, mime, False) for strength, pattern, mime
                 + [(strength, 1, pattern, mime, mime not in _CASE_SENSITIVE)
                    for strength, pattern, mime in _TEXT_RULES], key=lambda rule: (-rule[0], rule[1]))
 _MIMES = [rule[3] for rule in _RULES]
-_ANY = re.compile(b"|".join(b"(?P<r%d>%s%s)" % (i, b"(?i:" + pattern + b")" if insensitive else pattern, b"")
-                            for i, (_, _, pattern, _, insensitive) in enumerate(_RULES)), re.DOTALL)
+
+
+def _alternation(keep: list) -> re.Pattern:
+    """The rules ``i`` with ``keep[i]`` as one regex, strongest first; group ``r<i>`` is rule ``i`` of _RULES."""
+    return re.compile(b"|".join(b"(?P<r%d>%s)" % (i, b"(?i:" + pattern + b")" if insensitive else pattern)
+                                for i, (_, _, pattern, _, insensitive) in enumerate(_RULES) if keep[i]),
+                      re.DOTALL)
+
+
+# Most rules can only match when the data, after an optional BOM and whitespace, starts with '<' (the
+# XML/HTML prologue ones and '<script'), one only when "<?php" occurs, and the binary ones only when the
+# data starts with their first byte.  Data is tried against the rules it can match alone (one regex per
+# kind of data, made when first needed): the same first match, as the order is kept, with fewer attempts.
+def _needs_angle(pattern: bytes) -> bool:
+    return pattern.startswith((_PROLOGUE, _BOM + _COMMENTS + b"<", _WS + b"<"))
+
+
+def _needs_php(pattern: bytes) -> bool:
+    return b"<\\?php" in pattern
+
+
+def _first_byte(pattern: bytes, insensitive: bool) -> int | None:
+    """The byte every match starts with, when the pattern starts with one literal byte (else None)."""
+    if insensitive:
+        return None
+    if pattern[:2] == b"\\x":
+        byte, after = int(pattern[2:4], 16), pattern[4:5]
+    elif pattern[:1] and pattern[:1] not in b"\\[](){}.*+?^$|":
+        byte, after = pattern[0], pattern[1:2]
+    else:
+        return None
+    return None if after and after in b"?*{" else byte
+
+
+_FIRST_BYTES = [_first_byte(pattern, insensitive) for _, _, pattern, _, insensitive in _RULES]
+_LITERAL_STARTS = frozenset(byte for byte in _FIRST_BYTES if byte is not None)
+_ANGLE_LEAD = re.compile(_BOM + _WS + b"<")
+_BY_KIND: dict = {}
+
+
+def _rules_for(head: bytes) -> re.Pattern:
+    """The alternation of the rules that can match ``head`` (non-empty)."""
+    first = head[0] if head[0] in _LITERAL_STARTS else -1
+    kind = (first, _ANGLE_LEAD.match(head) is not None, b"<?php" in head)
+    pattern = _BY_KIND.get(kind)
+    if pattern is None:
+        _, angle, php = kind
+        keep = [(_FIRST_BYTES[i] in (None, first)) and (angle or not _needs_angle(rule[2]))
+                and (php or not _needs_php(rule[2])) for i, rule in enumerate(_RULES)]
+        pattern = _BY_KIND[kind] = _alternation(keep)
+    return pattern
+
+
 _TEXTISH = re.compile(rb"[\s\x20-\x7e]*")
 
 
@@ -137,13 +188,14 @@ def sniff_mime(data: bytes, deep: bool = False) -> str | None:
     Text signatures and strengths are Zeek's (``general.sig``); binary formats
     use Zeek's MIME names.  ``deep=True`` also tries ``puremagic``'s database
     on binary data nothing else matched (about 1 ms a call, so off by
-    default: the table above is one regex call).  Never raises.
+    default: the table above is one regex call, over the rules that can
+    match data with that start).  Never raises.
     Fewer than 10 printable bytes are not "text/plain", as in Zeek.
     """
     if not data:
         return None
     head = bytes(data[:BOF_BYTES])
-    m = _ANY.match(head)
+    m = _rules_for(head).match(head)
     if m is not None:
         return _MIMES[int(m.lastgroup[1:])]
     if deep and _TEXTISH.match(head[:64]).end() < min(len(head), 64):

@@ -98,11 +98,22 @@ INTERESTING_HEADERS = frozenset((b"CONTENT-LENGTH", b"CONTENT-RANGE", b"TRANSFER
                                  b"REFERER", b"HOST", b"ORIGIN", b"USER-AGENT", b"AUTHORIZATION",
                                  b"PROXY-AUTHORIZATION")) | PROXY_HEADERS
 
+#: Request headers that only fill a field of the record (HttpSession.header), by name.
+_REQUEST_FIELDS = {b"HOST": "host", b"USER-AGENT": "user_agent", b"REFERER": "referrer", b"ORIGIN": "origin"}
+
 _EOL = re.compile(rb"[\r\n]")
 # RFC 2616 token characters (Zeek's is_HTTP_token_char).
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
+_TOKEN_CHARS = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_TOKEN = re.compile(_TOKEN_CHARS + rb"*")
 # RFC 3986 reserved + unreserved + '%' (Zeek's URI characters).
-_URI = re.compile(rb"[:/?#\[\]@!$&'()*+,;=A-Za-z0-9\-_.~%]*")
+_URI_CHARS = rb"[:/?#\[\]@!$&'()*+,;=A-Za-z0-9\-_.~%]"
+_URI = re.compile(_URI_CHARS + rb"*")
+# The common request line, ``METHOD SP URI SP HTTP/1.x`` (a URI not itself starting with "http/"): what
+# _parse_request makes of it without a weird.  Anything else takes the general path.
+_SIMPLE_REQUEST = re.compile(rb"(" + _TOKEN_CHARS + rb"+) (?![hH][tT][tT][pP]/)(" + _URI_CHARS
+                             + rb"+) HTTP/1\.[0-9]\Z")
+# The common status line, ``HTTP/x.y SP nnn [SP reason]``: what _reply_line makes of it.
+_SIMPLE_STATUS = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: ([^ \t][\s\S]*))?\Z")
 _WHITESPACE = re.compile(rb"[ \t]*")
 _LWS = b" \t"
 # MIME token characters (not tspecials, space or controls).
@@ -195,6 +206,9 @@ def unescape_uri(uri: bytes, weird=None) -> bytes:
 
 def _value_token(value: bytes) -> tuple[bytes | None, bytes]:
     """MIME ``get_value_token``/``get_value_after_token``: the first token of a header value, and what follows."""
+    m = _MIME_TOKEN.match(value)
+    if m is not None:                   # (no leading whitespace: the usual case)
+        return m.group(), value[m.end():]
     start = _MIME_LWS.match(value).end()
     m = _MIME_TOKEN.match(value, start)
     if m is None:
@@ -347,8 +361,36 @@ class _Message:
         else:
             self._body(data, crlf)
 
-    def header_block(self, lines: list) -> None:
-        """Header lines (no empty line) taken at once: the same as _header_line on each."""
+    def header_block(self, block: bytes) -> None:
+        """Header lines (``block``: CRLF-separated, no empty line, no lone CR or LF) taken at once.
+
+        The same as :meth:`_header_line` on each line.  Without folded lines
+        (none starts with SP or HT) every line is a whole header, so each is
+        finished at once (``_finish_header`` inlined: only the names in
+        :data:`INTERESTING_HEADERS` go further, and without folding the
+        others give no weird).
+        """
+        lines = block.split(b"\r\n")
+        if block[0] in (32, 9) or b"\n " in block or b"\n\t" in block:
+            self._folded_block(lines)
+            return
+        if self.header is not None:
+            self._finish_header()           # a header left open by the previous delivery
+        self.folds = 1
+        is_orig = self.is_orig
+        info = self.session._set_state(is_orig)
+        submit = self._submit_header
+        for line in lines:
+            name, colon, value = line.partition(b":")
+            name = name.rstrip(b" \t").upper()        # (no leading SP/HT: that would be a folded line)
+            if name in INTERESTING_HEADERS and colon:
+                field = _REQUEST_FIELDS.get(name)
+                if field is None:
+                    submit(name, value.lstrip(b" \t"), info)
+                elif is_orig:                         # (what header() does with these, and all it does)
+                    setattr(info, field, value.lstrip(b" \t"))
+
+    def _folded_block(self, lines: list) -> None:
         for line in lines:
             if line and line[0] in (32, 9):
                 if self.header is not None:
@@ -392,8 +434,11 @@ class _Message:
             return
         self._submit_header(name, value.lstrip(b" \t\r\n"))
 
-    def _submit_header(self, name: bytes, value: bytes) -> None:
-        """HTTP_Entity::SubmitHeader and MIME_Entity::SubmitHeader for one header (name upper-cased)."""
+    def _submit_header(self, name: bytes, value: bytes, info=None) -> None:
+        """HTTP_Entity::SubmitHeader and MIME_Entity::SubmitHeader for one header (name upper-cased).
+
+        ``info``: the message's record when the caller has it (else found again).
+        """
         session = self.session
         if self.folds > 1:
             session.weird("HTTP_obsolete_line_folding", name)
@@ -455,7 +500,7 @@ class _Message:
                     sub, _ = _value_token(rest[1:])
                     if sub is not None and sub.lower() in (b"rfc822", b"news"):
                         self.content_type = CT_MESSAGE
-        session.header(self.is_orig, name, value)
+        session.header(self.is_orig, name, value, info)
 
     def _content_range(self, value: bytes) -> None:
         session = self.session
@@ -801,6 +846,20 @@ class HttpSession:
 
     def deliver(self, is_orig: bool, data: bytes, ts, frame: int) -> None:
         """Bytes of one direction, in stream order."""
+        side = self.orig if is_orig else self.resp
+        plain = side.plain
+        if plain >= len(data) and not (side.last_cr or side.skip or self.closed or self.tunnel or self.upgraded) \
+                and data and (is_orig or self.reply_state != EXPECT_HTTP09):
+            # Body bytes all inside the current message (the common case): what the loop below does with them.
+            self.ts, self.frame = ts, frame
+            if plain != INFINITE:
+                side.plain = plain - len(data)
+            msg = self.request_msg if is_orig else self.reply_msg
+            if msg is not None:
+                msg.deliver(data, False)
+            else:
+                self.weird("unexpected_client_HTTP_data" if is_orig else "unexpected_server_HTTP_data")
+            return
         if self.closed or not data:
             return
         self.ts, self.frame = ts, frame
@@ -850,7 +909,7 @@ class HttpSession:
                         crlfs = block.count(b"\r\n")
                         if block.count(b"\r") == crlfs and block.count(b"\n") == crlfs:
                             self.line_frame = frame
-                            msg.header_block(block.split(b"\r\n") if block else [])
+                            msg.header_block(block)
                             pos = end + 4
                             self._remaining = data[pos:] if (self.connect_request or self.upgrade_connection) else b""
                             self._line(is_orig, side, b"")
@@ -1034,6 +1093,10 @@ class HttpSession:
 
     def _parse_request(self, line: bytes):
         """HTTP_RequestLine + ParseRequest: (method, URI, version) or None (with the weird)."""
+        m = _SIMPLE_REQUEST.match(line)
+        if m is not None:
+            version = self._set_version(True, (1, line[-1] - 48))
+            return m.group(1), unescape_uri(m.group(2), self.weird), version
         end_method = _TOKEN.match(line).end()
         n = len(line)
         if end_method == 0:
@@ -1103,6 +1166,12 @@ class HttpSession:
     def _reply_line(self, line: bytes) -> bool:
         """HTTP_ReplyLine: sets reply_code and reply_reason; False when not a status line."""
         self.start_frame, self.line_ts = self.line_frame, self.ts
+        m = _SIMPLE_STATUS.match(line)
+        if m is not None:
+            self._set_version(False, (line[5] - 48, line[7] - 48))
+            self.reply_code = int(m.group(3))
+            self.reply_reason = m.group(4)
+            return True
         head = line[:5]
         if head != b"HTTP/":
             if head.lower() != b"http/":
@@ -1283,8 +1352,11 @@ class HttpSession:
             info.info_code = code
             info.info_msg = reason
 
-    def header(self, is_orig: bool, name: bytes, value: bytes) -> None:
-        """HTTP_Header (keep-alive, close, upgrade) and the http_header event."""
+    def header(self, is_orig: bool, name: bytes, value: bytes, info: Transaction | None = None) -> None:
+        """HTTP_Header (keep-alive, close, upgrade) and the http_header event.
+
+        ``info``: the record of the message (``_set_state(is_orig)``), when the caller has it already.
+        """
         if name == b"CONNECTION":
             token, _ = _value_token(value)
             token = token.lower() if token is not None else b""
@@ -1298,7 +1370,8 @@ class HttpSession:
         elif name == b"UPGRADE" and not is_orig:
             token, _ = _value_token(value)
             self.upgrade_protocol = token or b""
-        info = self._set_state(is_orig)
+        if info is None:
+            info = self._set_state(is_orig)
         if is_orig:
             if name == b"REFERER":
                 info.referrer = value

@@ -23,6 +23,7 @@ Per connection (the ``uid`` of the deliveries is the connection's serial in
 
 from __future__ import annotations
 
+import operator
 import re
 
 import numpy as np
@@ -90,7 +91,8 @@ class HttpStage:
         self._start = np.zeros(0, dtype=np.int8)
         self._confirmed = set()
         self._columns = {name: [] for name in _ROW_FIELDS}
-        self._text_cache: dict = {}
+        self._pending: list = []            # (key, record values, proxied) not yet in _columns
+        self._text_cache: dict = {None: None}
         self.transactions = 0
 
     # -- pipeline interface ------------------------------------------------------------------------------
@@ -127,7 +129,13 @@ class HttpStage:
         if session == 0 and uid.__class__ is int and 0 <= uid < len(self._start) and self._start[uid] >= 2:
             return
         if session.__class__ is HttpSession:
-            self._feed(session, delivery)
+            data, ts, gap_before, frame, eof = delivery.chunk
+            if gap_before or eof or not data:
+                self._feed(session, delivery)
+                return
+            session.deliver(delivery.is_orig, data, ts, frame)     # (_feed for a chunk of data only)
+            if session.rows or session.weirds:
+                self._collect(session)
             return
         if session == 0:
             if self.skip_partial and uid.__class__ is int and 0 <= uid < len(self._start) and self._start[uid] == 2:
@@ -251,38 +259,53 @@ class HttpStage:
     # -- output ------------------------------------------------------------------------------------------
 
     def _append_rows(self, key, rows) -> None:
-        """Rows become column values at once (text decoded and interned: memory is the frame's, not objects')."""
+        """The values of finished records, taken now (a record may still change once logged, as in Zeek's
+        scripts, and the log keeps what it had), wait (at most _PENDING_ROWS) to become column values."""
+        pending = self._pending
+        for info in rows:
+            # One C call takes every value; the filename/MIME lists are replaced, never changed in place,
+            # the proxied set is changed in place (so copied).
+            pending.append((key, _RECORD_VALUES(info), None if info.proxied is None else tuple(info.proxied)))
+        if len(pending) >= _PENDING_ROWS:
+            self._convert_pending()
+
+    def _convert_pending(self) -> None:
+        """Waiting values become column values, a column at a time (text decoded and interned: memory is the
+        frame's, not the records')."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
         columns, cache = self._columns, self._text_cache
 
         def text(value):
-            if value is None:
-                return None
             out = cache.get(value)
-            if out is None:
+            if out is None and value is not None:
                 out = _text(value)
                 if len(cache) < 1_000_000:
                     cache[value] = out
             return out
 
-        for info in rows:
-            columns["ts"].append(_seconds(info.ts))
-            columns["id.orig_h"].append(key.orig_h)
-            columns["id.orig_p"].append(key.orig_p)
-            columns["id.resp_h"].append(key.resp_h)
-            columns["id.resp_p"].append(key.resp_p)
-            columns["trans_depth"].append(info.depth)
-            for name in _TEXT_FIELDS:
-                columns[name].append(text(getattr(info, name)))
-            for name in _COUNT_FIELDS:
-                columns[name].append(getattr(info, name))
-            columns["proxied"].append(sorted(text(p) for p in info.proxied) if info.proxied else None)
-            for name in _LIST_FIELDS:
-                values = getattr(info, name)
-                columns[name].append([text(v) for v in values] if values else None)
-            columns["frame.number"].append(info.frame if info.frame is not None and info.frame >= 0 else None)
+        for index, name in enumerate(("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p")):
+            columns[name] += [key[index] for key, _, _ in pending]
+        values = [record for _, record, _ in pending]
+        for index, name in enumerate(_RECORD_FIELDS):
+            column = [record[index] for record in values]
+            if name == "ts":
+                column = [None if ts is None else ts / 1e9 for ts in column]
+            elif name == "depth":
+                name = "trans_depth"
+            elif name == "frame":
+                name, column = "frame.number", [None if frame is None or frame < 0 else frame for frame in column]
+            elif name in _TEXT_FIELDS:
+                column = [cache[value] if value in cache else text(value) for value in column]
+            elif name in _LIST_FIELDS:
+                column = [[text(v) for v in value] if value else None for value in column]
+            columns[name] += column
+        columns["proxied"] += [sorted(text(p) for p in proxied) if proxied else None for _, _, proxied in pending]
 
     def frame(self) -> pd.DataFrame:
         """The ``http`` frame of the rows made so far (columns :data:`analyzer.http.HTTP`), by frame.number."""
+        self._convert_pending()
         c = self._columns
         n = len(c["ts"])
         data = {"ts": pd.array(c["ts"], dtype="Float64"), "uid": pd.array([None] * n, dtype="string")}
@@ -310,6 +333,9 @@ _TEXT_FIELDS = ("method", "host", "uri", "referrer", "version", "user_agent", "o
 _COUNT_FIELDS = {"request_body_len": "UInt64", "response_body_len": "UInt64", "status_code": "UInt16",
                  "info_code": "UInt16"}
 _LIST_FIELDS = ("orig_filenames", "orig_mime_types", "resp_filenames", "resp_mime_types")
+_RECORD_FIELDS = ("ts", "depth") + _TEXT_FIELDS + tuple(_COUNT_FIELDS) + _LIST_FIELDS + ("frame",)
+_RECORD_VALUES = operator.attrgetter(*_RECORD_FIELDS)
+_PENDING_ROWS = 4096       # records converted to column values together (a bound on the records kept)
 _ROW_FIELDS = (("ts", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "trans_depth") + _TEXT_FIELDS
                + tuple(_COUNT_FIELDS) + ("proxied",) + _LIST_FIELDS + ("frame.number",))
 
