@@ -247,6 +247,18 @@ def test_service_set_during_streaming():
     assert stage.finish()["conn"]["service"].iloc[0] == "http,ssl"
 
 
+def test_services_in_confirmation_order_and_removed_on_violation():
+    batch = PacketBatch.from_frames([bytes(f) for f in exchange([("o", "S"), ("r", "SA")])])
+    stage = ConnStage()
+    stage.feed(batch, dissect(batch))
+    serial = int(stage.batch_serial[0])
+    stage.set_service(serial, "smtp", ts=20)      # recorded first, confirmed later (HTTP CONNECT)
+    stage.set_service(serial, "http", ts=10)
+    stage.set_service(serial, "dns")
+    stage.remove_service(serial, "dns")
+    assert stage.finish()["conn"]["service"].iloc[0] == "http,smtp"
+
+
 def test_limit_reached_adds_x_in_frame_order():
     # Zeek's LimitReachedWeird: "X" once, after the letters of the packets up to the limit's frame.
     frames = exchange([("o", "S"), ("r", "SA"), ("o", "A"), ("o", "D"), ("r", "D"), ("o", "F"), ("r", "F")])
@@ -429,8 +441,6 @@ def test_corpus_conformance():
     # * service of protocols netsift has no stage for (ftp, ftp-data, ntp, dhcp, ssh): 11 cells,
     #   set apart in ``percent_dissected``;
     # * a '^' from Zeek's DNS analyzer flipping on the QR bit (dns-max-compression-depth);
-    # * http-to-ssh: Zeek drops a confirmed service on an analyzer violation; http,smtp: the
-    #   order of confirmation;
     # * GTP with unreassembled outer fragments: four holes open at once, the state machine's
     #   one-hole model counts one (missed_bytes).
     assert result["percent"] >= 99.0

@@ -151,6 +151,8 @@ class ConnStage:
         self._frame_serial: list[np.ndarray] = []
         self._rows: list[dict[str, np.ndarray]] = []
         self._services: dict[str, list[str]] = {}
+        self._service_ts: dict[tuple, int] = {}
+        self._removed_services: set[tuple] = set()
         self._teredo_senders: dict[int, set] = {}
         self._partial: list[int] = []
         self._first_frame = 1
@@ -324,15 +326,33 @@ class ConnStage:
             hist[j, at] = ord("X")
             C[j, S.K_HLEN] = count + 1
 
-    def set_service(self, conn, name: str) -> None:
+    def set_service(self, conn, name: str, ts: int | None = None) -> None:
         """Record an application protocol confirmed on a connection (joined with commas, as Zeek).
 
         ``conn`` is the connection's uid, or (during streaming, before its uid is
-        written out) its serial number from :attr:`batch_serial`.
+        written out) its serial number from :attr:`batch_serial`.  ``ts``
+        (ns since the epoch): when the analyzer confirmed it; Zeek lists a
+        connection's services in confirmation order (e.g. ``http,smtp`` after
+        an HTTP CONNECT), names without a time come after, as recorded.
         """
         names = self._services.setdefault(conn, [])
         if name not in names:
             names.append(name)
+        if ts is not None:
+            self._service_ts[conn, name] = min(ts, self._service_ts.get((conn, name), ts))
+
+    def remove_service(self, conn, name: str) -> None:
+        """An analyzer violation after confirmation: Zeek removes the service (``base/frameworks/analyzer/dpd``)."""
+        self._removed_services.add((conn, name))
+
+    def _service_text(self, uid: str, serial: int) -> str | None:
+        names = self._services.get(uid, []) + [x for x in self._services.get(serial, [])
+                                               if x not in self._services.get(uid, [])]
+        inf = float("inf")
+        kept = [(min(self._service_ts.get((uid, x), inf), self._service_ts.get((serial, x), inf)), i, x)
+                for i, x in enumerate(names)
+                if (uid, x) not in self._removed_services and (serial, x) not in self._removed_services]
+        return ",".join(x for _, _, x in sorted(kept)).lower() or None
 
     # -- output ------------------------------------------------------------------
 
@@ -394,10 +414,8 @@ class ConnStage:
         if self._services:
             serials = C[:, S.K_SERIAL].tolist()
             for j, u in enumerate(uids):
-                names = self._services.get(u, []) + [x for x in self._services.get(serials[j], [])
-                                                     if x not in self._services.get(u, [])]
-                if names:
-                    services[j] = ",".join(names).lower()
+                if u in self._services or serials[j] in self._services:
+                    services[j] = self._service_text(u, serials[j])
         data["service"] = pd.array(services, dtype="string")
         data["duration"] = pd.arrays.FloatingArray(dur_ns / 1e9, ~has_dur)
         data["orig_bytes"] = pd.arrays.IntegerArray(ep[:, 0].copy(), ~has_dur)

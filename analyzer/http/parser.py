@@ -793,6 +793,8 @@ class HttpSession:
         weirds: ``(frame, name, addl)`` anomalies.
         files: finished files ``(entity, transaction)`` when ``keep_bodies``.
         confirmed: a request (or a reply to one) was parsed: the connection is HTTP.
+        confirmed_ts: when (ns since the epoch) it was first confirmed.
+        service_removed: a violation came after the confirmation (Zeek then drops the service).
     """
 
     def __init__(self, key=None, capture_passwords: bool = False, resync: bool = True, keep_bodies: bool = False,
@@ -806,6 +808,8 @@ class HttpSession:
         self.weirds: list[tuple[int, str, str | None]] = []
         self.files: list = []
         self.confirmed = False
+        self.confirmed_ts = None
+        self.service_removed = False
         self.orig, self.resp = _Side(), _Side()
         # analyzer state (HTTP_Analyzer)
         self.request_state = EXPECT_LINE
@@ -1242,6 +1246,8 @@ class HttpSession:
             self.reply_state = EXPECT_NOTHING
         if self.confirmed:
             self.orig.skip = self.resp.skip = True
+            # Zeek's dpd framework removes a confirmed analyzer's service on a violation.
+            self.service_removed = True
 
     def crlf_only(self, is_orig: bool, on: bool) -> None:
         (self.orig if is_orig else self.resp).crlf_only = on
@@ -1250,6 +1256,8 @@ class HttpSession:
         (self.orig if is_orig else self.resp).plain = length
 
     def _confirm(self) -> None:
+        if not self.confirmed:
+            self.confirmed_ts = self.ts
         self.confirmed = True
 
     # -- messages done -----------------------------------------------------------------------------------

@@ -240,7 +240,9 @@ class HttpStage:
         if session.confirmed and session.key.uid not in self._confirmed:
             self._confirmed.add(session.key.uid)
             if self.connections is not None:
-                self.connections.set_service(session.key.uid, "http")
+                self.connections.set_service(session.key.uid, "http", session.confirmed_ts)
+        if session.service_removed and self.connections is not None:
+            self.connections.remove_service(session.key.uid, "http")
         if session.rows:
             self._append_rows(session.key, session.rows)
             self.transactions += len(session.rows)

@@ -165,7 +165,7 @@ class SmtpStage:
             return
         conn.protocol.deliver_stream(is_orig, data, ts, frame)
         if not conn.confirmed and conn.session.confirmed:
-            self._confirm(conn)
+            self._confirm(conn, ts)
 
     def finish(self) -> dict[str, pd.DataFrame]:
         """End every open connection; ``{"smtp": frame}`` (and ``smtp_commands`` when asked for)."""
@@ -211,7 +211,7 @@ class SmtpStage:
         if data:
             protocol.deliver_stream(is_orig, data, ts, frame)
         if not conn.confirmed and conn.session.confirmed:
-            self._confirm(conn)
+            self._confirm(conn, ts)
         if eof:
             side = 1 if is_orig else 0
             conn.eof[side] = True
@@ -219,15 +219,15 @@ class SmtpStage:
             if conn.eof[1 - side]:
                 self._close(conn.key.uid if conn.key.uid is not None else conn.key, conn, frame, ts)
 
-    def _confirm(self, conn: _Conn) -> None:
+    def _confirm(self, conn: _Conn, ts: int | None = None) -> None:
         conn.confirmed = True
         if self.connections is not None and conn.key.uid is not None:
-            self.connections.set_service(conn.key.uid, "smtp")
+            self.connections.set_service(conn.key.uid, "smtp", ts)
 
     def _close(self, uid, conn: _Conn, frame, ts=None) -> None:
         conn.protocol.close(ts or 0, frame if frame is not None else -1)
         if not conn.confirmed and conn.session.confirmed:
-            self._confirm(conn)
+            self._confirm(conn, ts)
         session = conn.session
         session.finish()
         key = conn.key

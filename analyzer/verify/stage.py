@@ -12,7 +12,6 @@ import os
 from captures import open_capture
 
 from ..pipeline import Pipeline
-from ..reassembly import TcpReassembly
 
 
 def run_stage(capture: str | os.PathLike, stage_class, validate_checksums: bool = True, **options):
@@ -25,9 +24,8 @@ def run_stage(capture: str | os.PathLike, stage_class, validate_checksums: bool 
     """
     pipeline = Pipeline(validate_checksums=validate_checksums)
     stage = stage_class(pipeline.connections, **options)
-    pipeline.stages.append(stage)
-    pipeline.stream_readers.append(stage)
-    pipeline.streams = pipeline.streams or TcpReassembly()
+    # Instead of the pipeline's own stage of that class (two would both write the table).
+    pipeline.replace(stage)
     with open_capture(capture) as reader:
         for batch in reader.batches():
             pipeline.feed(batch)
