@@ -147,6 +147,8 @@ def _netsift_once(path: str, instrument: bool, record: bool) -> dict:
     if instrument:
         pipeline_module.dissect = timer.wrap("read+dissect", original_dissect)
     gc.collect()
+    collections = pipeline_module.fewer_collections()     # as analyze() runs the pipeline
+    collections.__enter__()
     try:
         start_cpu, start_wall = cpu(), time.perf_counter()
         pipeline = Pipeline()
@@ -167,6 +169,7 @@ def _netsift_once(path: str, instrument: bool, record: bool) -> dict:
         seconds, wall = cpu() - start_cpu, time.perf_counter() - start_wall
     finally:
         pipeline_module.dissect = original_dissect
+        collections.__exit__(None, None, None)
     result = {"tool": "netsift", "capture": path, "packets": pipeline.frames_fed, "transactions": len(tables["http"]),
               "cpu": seconds, "wall": wall, "split": timer.spent}
     if inputs is not None:

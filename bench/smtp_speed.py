@@ -111,6 +111,8 @@ def pipeline_run(path: Path) -> dict:
     clock = time.process_time
     original_dissect = pipeline_module.dissect
     pipeline_module.dissect = timer.wrap("dissect", original_dissect)
+    collections = pipeline_module.fewer_collections()     # as analyze() runs the pipeline
+    collections.__enter__()
     try:
         start_cpu, start_wall = cpu(), time.perf_counter()
         pipeline = Pipeline()
@@ -148,6 +150,7 @@ def pipeline_run(path: Path) -> dict:
         seconds, wall = cpu() - start_cpu, time.perf_counter() - start_wall
     finally:
         pipeline_module.dissect = original_dissect
+        collections.__exit__(None, None, None)
     split = dict(spent)
     inner = sum(v for k, v in split.items() if k not in ("Pipeline.feed (all)", "read", "finish (frames)"))
     split["other (Pipeline.feed)"] = split.pop("Pipeline.feed (all)") - inner
