@@ -17,7 +17,7 @@ is Zeek's ``-C``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import state as S
 from .state import (V_ACK, V_BCAST, V_CHKOK, V_DHI, V_DLO, V_DPORT, V_FLAGS, V_FRAME, V_FULL, V_IPLEN,
@@ -113,7 +113,7 @@ def _sum16(data, start, length):
     return (even << 8) + odd
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def inspect_l4(data, frame_end, frame_whole, l4s, ver, iplen, ipproto, src4, tcp_hdr, udp_len,
                validate, pay_len, ip_ok, l4_ok, l4_full):
     """Find each innermost IP header, its payload length, and validate checksums as Zeek does.
@@ -124,7 +124,7 @@ def inspect_l4(data, frame_end, frame_whole, l4s, ver, iplen, ipproto, src4, tcp
     segment entirely captured).
     """
     n = l4s.shape[0]
-    for i in prange(n):
+    for i in range(n):
         pay_len[i] = -1
         ip_ok[i] = True
         l4_ok[i] = True
