@@ -41,15 +41,16 @@ from dissectors import dns_rdata as rdata
 from analyzer.conn.flows import dropped_rows
 
 from . import pairing as pr
+from .columns import address_texts, group_records, slice_lists
 from .schema import DNS, DNS_MESSAGES
-from .transport import V4_MAPPED, TcpFramer, address_bytes, format_address, udp_datagrams
+from .texts import KeyIndex
+from .transport import V4_MAPPED, TcpFramer, address_bytes, udp_datagrams
 
 __all__ = ["DEFAULT_PORTS", "DNS", "DNS_MESSAGES", "DnsStage"]
 
 #: Zeek's DNS::ports for UDP (53/tcp is handled by :meth:`DnsStage.feed_stream`).
 DEFAULT_PORTS = (53, 137, 5353, 5355)
 
-_ANSWERISH = np.array([wire.SECT_ANSWER, wire.SECT_PREREQ, wire.SECT_UPDATE])
 _TCP_BATCH = 4096
 
 
@@ -89,6 +90,8 @@ class DnsStage:
         self.ports = np.asarray(sorted({int(p) for p in ports}), dtype=np.int64)
         likely = self.ports if likely_server_ports is None else likely_server_ports
         self.likely = np.asarray(sorted({int(p) for p in likely}), dtype=np.int64)
+        self._likely_port = np.zeros(65536, dtype=np.bool_)
+        self._likely_port[self.likely[(self.likely >= 0) & (self.likely < 65536)]] = True
         self.verify_checksums = not ignore_checksums
         self.skip_auth, self.skip_addl = bool(skip_auth), bool(skip_addl)
         self.max_queries = int(max_queries)
@@ -110,7 +113,7 @@ class DnsStage:
         self._state = pr.State()
         # Connections: UDP 5-tuples (by hash, in numba) and TCP streams (by key).
         self._tcp_index: dict = {}
-        self._udp_index = pr.new_table()
+        self._udp_index = pr.new_index()
         self._ntuples = 0
         self._tcp_text: dict[int, tuple] = {}
         self._tcp_keys: dict[int, object] = {}                 # TCP tuple id -> connection key
@@ -125,7 +128,7 @@ class DnsStage:
         self._message_cols: list[dict] = []                    # dns_messages only
         # Text, once per distinct key; id 0 is "".
         self.texts: list[str] = [""]
-        self._text_id: dict[int, int] = {}
+        self._text_id = KeyIndex()                              # render key -> text id
         # TCP.
         self._framers: dict = {}
         self._tcp_pending: list[tuple] = []
@@ -257,12 +260,13 @@ class DnsStage:
         k = len(sport)
         start = self._ntuples
         self._room(start + k)
-        ids, src_lo, count = pr.lookup_tuples(self._udp_index, self._tup_addr, self._tup_port, start,
-                                              np.ascontiguousarray(src), np.ascontiguousarray(dst),
-                                              sport.astype(np.int64), dport.astype(np.int64))
-        if count > start:
-            self._init_tuples(np.arange(start, count, dtype=np.int64), tcp=False)
-            self._ntuples = count
+        self._udp_index = pr.reserve_index(self._udp_index, self._tup_addr, self._tup_port,
+                                           self._state.TUP[:start, pr.TP_TCP] == 0, start, k)
+        ids, src_lo, count = pr.lookup_tuples(self._udp_index, self._tup_addr, self._tup_port, self._state.TUP,
+                                              self._likely_port, start, np.ascontiguousarray(src),
+                                              np.ascontiguousarray(dst), sport.astype(np.int64),
+                                              dport.astype(np.int64))
+        self._ntuples = count
         return ids, src_lo
 
     def _room(self, need: int) -> None:
@@ -276,16 +280,6 @@ class DnsStage:
             port = np.full((size, 2), -1, dtype=np.int64)
             port[:n] = self._tup_port[:n]
             self._tup_addr, self._tup_port = addr, port
-
-    def _init_tuples(self, ids, tcp) -> None:
-        T = self._state.TUP
-        T[ids] = 0
-        T[ids, pr.TP_INST] = -1
-        T[ids, pr.TP_LO_MC] = _multicast(self._tup_addr[ids, 0])
-        T[ids, pr.TP_HI_MC] = _multicast(self._tup_addr[ids, 1])
-        T[ids, pr.TP_LO_LIKELY] = np.isin(self._tup_port[ids, 0], self.likely)
-        T[ids, pr.TP_HI_LIKELY] = np.isin(self._tup_port[ids, 1], self.likely)
-        T[ids, pr.TP_TCP] = 1 if tcp else 0
 
     def _tcp_tuple(self, connection_key, conn_id) -> int:
         tid = self._tcp_index.get(connection_key)
@@ -394,11 +388,9 @@ class DnsStage:
                 netbios, m_orig, advance, self.timeout, self.max_ids, self.max_msgs)
         self._rows.append(st.take_rows())
         # Records that went into a session's answers/auth/addl.
-        owned = np.flatnonzero(rec_serial >= 0)
-        text = self._assign(owned, rec[:, wire.R_KEY], rec[:, wire.R_KIND], data, hdr, rec, netbios)
-        sect = rec[owned, wire.R_SECT]
-        part = np.where(np.isin(sect, _ANSWERISH), 0, np.where(sect == wire.SECT_AUTH, 1, 2)).astype(np.int8)
-        self._owned.append((rec_serial[owned], part, text, rec[owned, wire.R_TTL].astype(np.uint32)))
+        owned, serial, part, key, ttl = pr.owned_records(rec, rec_serial)
+        text = self._assign(owned, key, rec[:, wire.R_KIND], data, hdr, rec, netbios)
+        self._owned.append((serial, part, text, ttl))
         # Weird rows, with what they need of their message (time, frame, connection, direction).
         if len(weird):
             weird = weird[ev_kind[msg_events[weird[:, wire.W_MSG]]] != pr.EV_SKIP]
@@ -418,35 +410,33 @@ class DnsStage:
         out = np.full((k, 3), -1, dtype=np.int64)
         if not k:
             return out
-        msg = rec[:, wire.R_MSG]
-        qr = hdr[msg, wire.H_QR]
-        event = rec[:, wire.R_EVENT] == 1
-        sect = rec[:, wire.R_SECT]
         # The last question of a query sets the session's query (Zeek's dns_request, last one wins).
         last_q = hdr[:, wire.H_LASTQ]
         questions = last_q[(last_q >= 0) & (hdr[:, wire.H_QR] == 0)]
-        out[questions, 0] = self._assign(questions, rec[:, wire.R_OKEY], wire.K_QLOWER, data, hdr, rec, netbios)
-        out[questions, 1] = self._assign(questions, rec[:, wire.R_QKEY], wire.K_QORIG, data, hdr, rec, netbios)
+        out[questions, 0] = self._assign(questions, rec[questions, wire.R_OKEY], wire.K_QLOWER, data, hdr, rec,
+                                         netbios)
+        out[questions, 1] = self._assign(questions, rec[questions, wire.R_QKEY], wire.K_QORIG, data, hdr, rec,
+                                         netbios)
         # The first answer of a response gives the query when none was seen (Zeek's do_reply).
-        candidates = np.flatnonzero(event & (qr == 1) & np.isin(sect, _ANSWERISH))
-        if len(candidates):
-            _, first = np.unique(msg[candidates], return_index=True)
-            owners = candidates[first]
-            out[owners, 2] = self._assign(owners, rec[:, wire.R_OKEY], wire.K_OWNER, data, hdr, rec, netbios)
+        owners = pr.first_answers(hdr, rec)
+        if len(owners):
+            out[owners, 2] = self._assign(owners, rec[owners, wire.R_OKEY], wire.K_OWNER, data, hdr, rec, netbios)
         return out
 
-    def _assign(self, where, keys, kinds, data, hdr, rec, netbios) -> np.ndarray:
-        """Text ids of records ``where`` (keys ``keys[where]``), rendering each new key once."""
-        ids = np.zeros(len(where), dtype=np.int32)
+    def _assign(self, where, wanted, kinds, data, hdr, rec, netbios) -> np.ndarray:
+        """Text ids (``int32``) of records ``where`` whose keys are ``wanted``, rendering each new key once.
+
+        ``kinds``: one render kind, or each record's (indexed by record).
+        """
         if not len(where):
-            return ids
-        distinct, first, inverse = np.unique(keys[where], return_index=True, return_inverse=True)
-        found = np.empty(len(distinct), dtype=np.int32)
-        cache = self._text_id
-        for j, key in enumerate(distinct.tolist()):
-            tid = cache.get(key)
-            if tid is None:
-                r = int(where[first[j]])
+            return np.zeros(0, dtype=np.int32)
+        ids = self._text_id.find(wanted)
+        missing = np.flatnonzero(ids < 0)
+        if len(missing):
+            distinct, first = np.unique(wanted[missing], return_index=True)
+            found = np.empty(len(distinct), dtype=np.int64)
+            for j in range(len(distinct)):
+                r = int(where[missing[first[j]]])
                 m = int(rec[r, wire.R_MSG])
                 base, end = int(hdr[m, wire.H_BASE]), int(hdr[m, wire.H_END])
                 du = rec[r, wire.R_SECT] == wire.SECT_UPDATE and hdr[m, wire.H_DU] == 1
@@ -454,12 +444,13 @@ class DnsStage:
                 value = rdata.render(kind, data[base:end].tobytes(), rec[r], base, bool(netbios[m]),
                                      self.max_depth, bool(du))
                 if value == "":
-                    tid = cache[key] = 0              # id 0 is "" (Zeek's empty reply: not an answers entry)
+                    found[j] = 0                      # id 0 is "" (Zeek's empty reply: not an answers entry)
                 else:
-                    tid = cache[key] = len(self.texts)
+                    found[j] = len(self.texts)
                     self.texts.append(value)
-            found[j] = tid
-        return found[inverse.reshape(-1)]
+            self._text_id.add(distinct, found)
+            ids[missing] = found[np.searchsorted(distinct, wanted[missing])]
+        return ids.astype(np.int32)
 
     def _text(self, value: str) -> int:
         """Id of a text made outside the per-key cache (e.g. a decoded NetBIOS name)."""
@@ -473,8 +464,8 @@ class DnsStage:
         question = np.flatnonzero(sect == wire.SECT_QUESTION)
         wanted = np.flatnonzero((sect != wire.SECT_QUESTION) & (rec[:, wire.R_KIND] != wire.K_NONE)
                                 & ((rtype == wire.T_A) | (rtype == wire.T_AAAA) | (rtype == wire.T_CNAME)))
-        qtext = self._assign(question, rec[:, wire.R_QKEY], wire.K_QORIG, data, hdr, rec, netbios)
-        atext = self._assign(wanted, rec[:, wire.R_KEY], rec[:, wire.R_KIND], data, hdr, rec, netbios)
+        qtext = self._assign(question, rec[question, wire.R_QKEY], wire.K_QORIG, data, hdr, rec, netbios)
+        atext = self._assign(wanted, rec[wanted, wire.R_KEY], rec[:, wire.R_KIND], data, hdr, rec, netbios)
         extras = {}
         for m in np.flatnonzero(hdr[:, wire.H_ECS_FAMILY] >= 0).tolist():
             pos, length = int(hdr[m, wire.H_ECS_POS]), int(hdr[m, wire.H_ECS_LEN])
@@ -546,9 +537,10 @@ class DnsStage:
         safe = np.where(valid, tup, 0)
         used, inverse = _small_unique(safe, self._ntuples + 1)
         raw = self._tup_addr[used].reshape(-1, 16) if len(used) else np.zeros((0, 16), dtype=np.uint8)
-        texts, where = _distinct_addresses(raw)
+        distinct, where = address_texts(raw)
         codes = where.reshape(-1, 2)
         if self._tcp_text:
+            texts = distinct.to_pylist()
             tcp_ids = np.fromiter(self._tcp_text, dtype=np.int64, count=len(self._tcp_text))
             for j in np.flatnonzero(np.isin(used, tcp_ids)).tolist():
                 text = self._tcp_text[int(used[j])]
@@ -560,6 +552,9 @@ class DnsStage:
                         codes[j, side] = len(texts) - 1
             texts, remap = _dedupe(texts)
             codes = np.where(codes >= 0, remap[np.maximum(codes, 0)] if len(remap) else -1, -1)
+            categories = pd.Index(texts, dtype="str")
+        else:
+            categories = pd.Index(distinct, dtype="str")
         row_codes = codes[inverse] if k else np.zeros((0, 2), dtype=np.int64)
         ports = self._tup_port[safe]
         rows = np.arange(k)
@@ -568,7 +563,7 @@ class DnsStage:
         orig_p = np.where(valid, ports[rows, lo], -1)
         resp_p = np.where(valid, ports[rows, hi], -1)
         proto = np.where(valid, self._state.TUP[safe, pr.TP_TCP], -1)
-        addr_type = pd.CategoricalDtype(pd.Index(texts, dtype="str"))
+        addr_type = pd.CategoricalDtype(categories)
         return {
             "id.orig_h": pd.Categorical.from_codes(orig_code, dtype=addr_type, validate=False),
             "id.orig_p": _ints(orig_p, orig_p >= 0, "UInt16"),
@@ -577,40 +572,52 @@ class DnsStage:
             "proto": pd.Categorical.from_codes(proto, categories=pd.Index(["udp", "tcp"], dtype="str")),
         }
 
+    def _row_columns(self) -> list[np.ndarray]:
+        """The written rows' columns (``int64[n]`` each, indexed by ``RW_*``), in (ts, frame.number) order.
+
+        Built column by column: each array stays a few megabytes, which the
+        allocator reuses, where one ``n x NRW`` table would be fresh memory twice.
+        """
+        parts = self._rows or [np.zeros((pr.NRW, 0), dtype=np.int64)]
+
+        def column(c):
+            return np.concatenate([part[c] for part in parts])
+
+        order = np.lexsort((column(pr.RW_FRAME), column(pr.RW_TS)))
+        return [column(c)[order] for c in range(pr.NRW)]
+
     def _dns_frame(self) -> pd.DataFrame:
-        R = np.concatenate(self._rows) if self._rows else np.zeros((0, pr.NRW), dtype=np.int64)
-        n = len(R)
-        R = R[np.lexsort((R[:, pr.RW_FRAME], R[:, pr.RW_TS]))]
-        tup = R[:, pr.RW_TUPLE]
-        ends = self._endpoints(tup, R[:, pr.RW_ORIG_LO] == 1)
+        R = self._row_columns()
+        n = len(R[pr.RW_TS])
+        tup = R[pr.RW_TUPLE]
+        ends = self._endpoints(tup, R[pr.RW_ORIG_LO] == 1)
         resp_p = ends["id.resp_p"].to_numpy(dtype=np.int64, na_value=-1)
         is_udp = self._state.TUP[tup, pr.TP_TCP] == 0 if n else np.zeros(0, dtype=bool)
-        flags = R[:, pr.RW_FLAGS]
+        flags = R[pr.RW_FLAGS]
         has_q = (flags & pr.F_HASQ) != 0
         # query: the last question of the query (NetBIOS-decoded towards port 137), else the first answer's owner.
-        query_id = np.where(has_q, R[:, pr.RW_QTEXT], R[:, pr.RW_ATEXT])
+        query_id = np.where(has_q, R[pr.RW_QTEXT], R[pr.RW_ATEXT])
         udp137 = is_udp & (resp_p == 137) & has_q
         if udp137.any():
-            decoded: dict[int, int] = {}
-            for i in np.flatnonzero(udp137).tolist():
-                tid = int(query_id[i])
-                value = decoded.get(tid)
-                if value is None:
-                    name = self.texts[tid]
-                    value = decoded[tid] = self._text(rdata.decode_netbios_name(name) or name)
-                query_id[i] = value
-        qtype = R[:, pr.RW_QTYPE]
+            rows = np.flatnonzero(udp137)
+            names, first, inverse = np.unique(query_id[rows], return_index=True, return_inverse=True)
+            decoded = np.empty(len(names), dtype=np.int64)
+            for j in np.argsort(first, kind="stable").tolist():     # new texts in row order
+                name = self.texts[int(names[j])]
+                decoded[j] = self._text(rdata.decode_netbios_name(name) or name)
+            query_id[rows] = decoded[inverse.reshape(-1)]
+        qtype = R[pr.RW_QTYPE]
         nbstat = udp137 & (qtype == 33)
-        rcode, opcode, qclass = R[:, pr.RW_RCODE], R[:, pr.RW_OPCODE], R[:, pr.RW_QCLASS]
+        rcode, opcode, qclass = R[pr.RW_RCODE], R[pr.RW_OPCODE], R[pr.RW_QCLASS]
         netbios = (flags & pr.F_NETBIOS) != 0
-        answers, ttls, auth, addl = self._record_lists(R[:, pr.RW_SERIAL])
-        rtt = R[:, pr.RW_RTT]
-        frame_no = R[:, pr.RW_FRAME]
+        answers, ttls, auth, addl = self._record_lists(R[pr.RW_SERIAL])
+        rtt = R[pr.RW_RTT]
+        frame_no = R[pr.RW_FRAME]
         data = {
-            "ts": pd.arrays.FloatingArray(R[:, pr.RW_TS] / 1e9, np.zeros(n, dtype=bool)),
+            "ts": pd.arrays.FloatingArray(R[pr.RW_TS] / 1e9, np.zeros(n, dtype=bool)),
             "uid": _nulls(n),
             **ends,
-            "trans_id": _ints(R[:, pr.RW_TID], np.ones(n, bool), "UInt16"),
+            "trans_id": _ints(R[pr.RW_TID], np.ones(n, bool), "UInt16"),
             "rtt": pd.arrays.FloatingArray(np.where(rtt >= 0, rtt, 0) / 1e9, rtt < 0),
             "query": _strings(query_id, self.texts),
             "qclass": _ints(qclass, qclass >= 0, "UInt16"),
@@ -624,7 +631,7 @@ class DnsStage:
             "TC": _bools(flags & pr.F_TC),
             "RD": _bools(flags & pr.F_RD),
             "RA": _bools(flags & pr.F_RA),
-            "Z": _ints(R[:, pr.RW_Z], np.ones(n, bool), "UInt8"),
+            "Z": _ints(R[pr.RW_Z], np.ones(n, bool), "UInt8"),
             "answers": answers,
             "TTLs": ttls,
             "rejected": _bools(flags & pr.F_REJ),
@@ -633,7 +640,7 @@ class DnsStage:
                                              lambda v: rdata.opcode_name(v % 1024, v >= 1024)),
             "auth": auth,
             "addl": addl,
-            "original_query": _strings(np.where(has_q, R[:, pr.RW_QOTEXT], -1), self.texts),
+            "original_query": _strings(np.where(has_q, R[pr.RW_QOTEXT], -1), self.texts),
             "frame.number": _ints(frame_no, frame_no >= 0, "Int64"),
         }
         return pd.DataFrame(data, columns=[c.name for c in DNS])
@@ -645,35 +652,17 @@ class DnsStage:
         else:
             owner = np.zeros(0, np.int64)
             part, text, ttl = np.zeros(0, np.int8), np.zeros(0, np.int32), np.zeros(0, np.uint32)
-        order = np.argsort(owner, kind="stable")        # by session, in record order within one
-        owner, part, text, ttl = owner[order], part[order], text[order], ttl[order]
-        keep = (part > 0) | (text > 0)                  # answers drop Zeek's "" replies
-        # auth/addl are sets: keep the first occurrence of a text per session.
-        setlike = np.flatnonzero(part > 0)
-        pair = (owner[setlike] * 3 + part[setlike]) * (len(self.texts) + 1) + text[setlike]
-        _, first = np.unique(pair, return_index=True)
-        dup = np.ones(len(setlike), dtype=bool)
-        dup[first] = False
-        keep[setlike[dup]] = False
-        owner, part, text, ttl = owner[keep], part[keep], text[keep], ttl[keep]
+        ids, seconds, offsets, same_as = group_records(serials, owner, part, text, ttl, len(self.texts))
         texts = np.array(self.texts, dtype=object)
+        starts, ends = offsets[:, :-1], offsets[:, 1:]
         out = []
         for which in range(3):
-            chosen = part == which
-            sess = owner[chosen]
-            starts = np.searchsorted(sess, serials, side="left")
-            ends = np.searchsorted(sess, serials, side="right")
-            rows = np.flatnonzero(ends > starts)
-            a, b = starts[rows].tolist(), ends[rows].tolist()
-            values = texts[text[chosen]].tolist()
-            lists = np.full(len(serials), None, dtype=object)
-            lists[rows] = _objects([values[x:y] for x, y in zip(a, b)])
-            out.append(lists)
+            out.append(slice_lists(texts[ids[which]].tolist(), starts[which], ends[which]))
             if which == 0:
-                seconds = ttl[chosen].astype(np.float64).tolist()
-                ttl_lists = np.full(len(serials), None, dtype=object)
-                ttl_lists[rows] = _objects([seconds[x:y] for x, y in zip(a, b)])
-                out.append(ttl_lists)
+                out.append(slice_lists(seconds.tolist(), starts[0], ends[0]))
+        for row, first in zip(np.flatnonzero(same_as >= 0).tolist(), same_as[same_as >= 0].tolist()):
+            for column in out:                         # a session written twice: its lists twice
+                column[row] = None if column[first] is None else list(column[first])
         return tuple(out)
 
     def _weird_frame(self) -> pd.DataFrame:
@@ -715,11 +704,7 @@ class DnsStage:
         def lists(msg, values):
             starts = np.searchsorted(msg, np.arange(k), side="left")
             stops = np.searchsorted(msg, np.arange(k), side="right")
-            vals = values.tolist()
-            out = np.full(k, None, dtype=object)
-            rows = np.flatnonzero(stops > starts)
-            out[rows] = _objects([vals[a:b] for a, b in zip(starts[rows].tolist(), stops[rows].tolist())])
-            return out
+            return slice_lists(values.tolist(), starts, stops)
 
         def cat(name):
             return np.concatenate([c[name] for c in cols]) if cols else np.zeros(0, dtype=np.int64)
@@ -780,18 +765,15 @@ class DnsStage:
 
 
 def _multicast1(raw: bytes) -> int:
-    """:func:`_multicast` of one 16-byte address (0 for an unknown one)."""
+    """Zeek's DNS::multicast_subnets (224.0.0.0/4, ff00::/8) for one 16-byte address (0 for an unknown one).
+
+    :func:`analyzer.dns.pairing.lookup_tuples` applies the same test to UDP tuples.
+    """
     if len(raw) != 16:
         return 0
     if raw[:12] == bytes(V4_MAPPED):
         return int(raw[12] >> 4 == 0xE)
     return int(raw[0] == 0xFF)
-
-
-def _multicast(addr: np.ndarray) -> np.ndarray:
-    """Zeek's DNS::multicast_subnets (224.0.0.0/4, ff00::/8) for ``uint8[k, 16]`` addresses (IPv4 mapped)."""
-    mapped = (addr[:, :12] == V4_MAPPED).all(axis=1)
-    return np.where(mapped, (addr[:, 12] >> 4) == 0xE, addr[:, 0] == 0xFF).astype(np.int64)
 
 
 @contextlib.contextmanager
@@ -867,32 +849,3 @@ def _name_categorical(values, name) -> pd.Categorical:
     if len(remap):
         codes[valid] = remap[inverse.reshape(-1)]
     return pd.Categorical.from_codes(codes, categories=pd.Index(texts, dtype="str"))
-
-
-_OCTETS = [str(i) for i in range(256)]
-
-
-def _distinct_addresses(raw: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Text of each distinct ``uint8[k, 16]`` address and each row's index into it."""
-    k = len(raw)
-    codes = np.zeros(k, dtype=np.int64)
-    mapped = (raw[:, :12] == V4_MAPPED).all(axis=1) if k else np.zeros(0, dtype=bool)
-    v4 = np.flatnonzero(mapped)
-    values = raw[v4, 12:].copy().view(">u4").reshape(-1).astype(np.int64)
-    distinct4, inverse4 = np.unique(values, return_inverse=True)
-    octets = _OCTETS
-    texts = [f"{octets[v >> 24]}.{octets[(v >> 16) & 255]}.{octets[(v >> 8) & 255]}.{octets[v & 255]}"
-             for v in distinct4.tolist()]
-    codes[v4] = inverse4.reshape(-1)
-    v6 = np.flatnonzero(~mapped)
-    if len(v6):
-        distinct6, inverse6 = np.unique(raw[v6].copy().view("V16").reshape(-1), return_inverse=True)
-        codes[v6] = len(texts) + inverse6.reshape(-1)
-        texts += [format_address(value) for value in distinct6.tolist()]
-    return texts, codes
-
-
-def _objects(items: list) -> np.ndarray:
-    out = np.empty(len(items), dtype=object)
-    out[:] = items
-    return out

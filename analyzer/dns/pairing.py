@@ -118,9 +118,9 @@ class State:
         self.ROWS = _grow(self.ROWS, int(c[C_ROW]) + self.live("sessions") + 2 * events + 16)
 
     def take_rows(self) -> np.ndarray:
-        """The rows written since the last call (a copy); the row buffer is emptied."""
+        """The rows written since the last call, as columns (``int64[NRW, n]``, a copy); the row buffer is emptied."""
         n = int(self.CNT[C_ROW])
-        rows = self.ROWS[:n].copy()
+        rows = self.ROWS[:n].T.copy()
         self.CNT[C_ROW] = 0
         return rows
 
@@ -610,64 +610,191 @@ def finish_all(TUP, INS, ENT, SES, ROWS, FREE_S, FREE_I, FREE_E, CNT, table):
             _finalize(TUP, INS, ENT, SES, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, inst)
 
 
-@numba.njit(cache=True)
-def _tuple_hash(lo, hi, lo_port, hi_port):
-    h = np.uint64(0xCBF29CE484222325)
-    prime = np.uint64(0x100000001B3)
-    for j in range(16):
-        h = (h ^ np.uint64(lo[j])) * prime
-    for j in range(16):
-        h = (h ^ np.uint64(hi[j])) * prime
-    h = (h ^ np.uint64(lo_port)) * prime
-    h = (h ^ np.uint64(hi_port)) * prime
+@numba.njit(cache=True, inline="always")
+def _tuple_hash(lo0, lo1, hi0, hi1, lo_port, hi_port):
+    """A 63-bit hash of (lo address, hi address, lo port, hi port), addresses as two ``uint64`` words each."""
+    h = (lo0 * np.uint64(0x9E3779B97F4A7C15)) ^ (lo1 * np.uint64(0xC2B2AE3D27D4EB4F))
+    h ^= (hi0 * np.uint64(0x165667B19E3779F9)) ^ (hi1 * np.uint64(0xD6E8FEB86659FD93))
+    h ^= np.uint64((lo_port << 16) | hi_port) * np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(29)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(32)
     return np.int64(h & np.uint64(0x7FFFFFFFFFFFFFFF))
 
 
 @numba.njit(cache=True)
-def lookup_tuples(index, addr, port, count, src, dst, sport, dport):
-    """Tuple ids of UDP datagrams (new tuples appended); ``(ids, src_is_lo, new count)``.
+def _multicast(a):
+    """1 when 16-byte address ``a`` is in 224.0.0.0/4 (IPv4-mapped) or ff00::/8: Zeek's DNS::multicast_subnets."""
+    for j in range(10):
+        if a[j] != 0:
+            return 1 if a[0] == 0xFF else 0
+    if a[10] == 0xFF and a[11] == 0xFF:
+        return 1 if a[12] >> 4 == 0xE else 0
+    return 1 if a[0] == 0xFF else 0
 
-    ``index`` maps a 63-bit hash of (lo address, hi address, lo port, hi port)
-    to a tuple id; the tuple's stored addresses and ports are compared, and a
-    collision probes the next hash value.  ``addr``/``port`` must have room for
-    ``count + len(sport)`` tuples.
+
+def new_index(capacity: int = 1024) -> np.ndarray:
+    """An empty UDP tuple index: ``int32`` slots (a tuple id, -1 empty), a power of two of at least ``capacity``."""
+    size = 16
+    while size < capacity:
+        size *= 2
+    return np.full(size, -1, dtype=np.int32)
+
+
+@numba.njit(cache=True)
+def _index_fill(index, words, port, udp):
+    mask = index.shape[0] - 1
+    for t in range(udp.shape[0]):
+        if not udp[t]:                       # TCP tuples are found by connection key, not hashed
+            continue
+        b = _tuple_hash(words[t, 0, 0], words[t, 0, 1], words[t, 1, 0], words[t, 1, 1], port[t, 0],
+                        port[t, 1]) & mask
+        while index[b] >= 0:
+            b = (b + 1) & mask
+        index[b] = t
+
+
+def reserve_index(index: np.ndarray, addr: np.ndarray, port: np.ndarray, udp: np.ndarray, count: int,
+                  more: int) -> np.ndarray:
+    """``index`` with room for ``more`` new tuples (load at most 1/2): rebuilt larger when needed.
+
+    ``addr``: ``uint8[n, 2, 16]`` tuple addresses, ``port``: ``int64[n, 2]``;
+    ``udp``: ``bool[count]``, which of the ``count`` tuples are in the index.
     """
+    used = int(np.count_nonzero(udp[:count]))
+    if 2 * (used + more) <= index.shape[0]:
+        return index
+    out = new_index(4 * (used + more))
+    _index_fill(out, addr.view(np.uint64), port, np.ascontiguousarray(udp[:count], dtype=np.bool_))
+    return out
+
+
+@numba.njit(cache=True)
+def _lookup_tuples(index, addr, words, port, TUP, likely, count, src, dst, src_words, dst_words, src_is_lo,
+                   sport, dport):
     k = sport.shape[0]
+    mask = index.shape[0] - 1
     ids = np.empty(k, dtype=np.int64)
-    src_lo = np.empty(k, dtype=np.int64)
     for i in range(k):
-        lo_is_src = sport[i] <= dport[i]
-        for j in range(16):
-            if src[i, j] != dst[i, j]:
-                lo_is_src = src[i, j] < dst[i, j]
-                break
-        if lo_is_src:
-            lo, hi, lp, hp = src[i], dst[i], sport[i], dport[i]
+        if src_is_lo[i]:
+            lo, hi, lw, hw, lp, hp = src[i], dst[i], src_words[i], dst_words[i], sport[i], dport[i]
         else:
-            lo, hi, lp, hp = dst[i], src[i], dport[i], sport[i]
-        h = _tuple_hash(lo, hi, lp, hp)
+            lo, hi, lw, hw, lp, hp = dst[i], src[i], dst_words[i], src_words[i], dport[i], sport[i]
+        b = _tuple_hash(lw[0], lw[1], hw[0], hw[1], lp, hp) & mask
         while True:
-            if h in index:
-                t = index[h]
-                same = port[t, 0] == lp and port[t, 1] == hp
-                if same:
-                    for j in range(16):
-                        if addr[t, 0, j] != lo[j] or addr[t, 1, j] != hi[j]:
-                            same = False
-                            break
-                if same:
-                    break
-                h = (h + 1) & 0x7FFFFFFFFFFFFFFF
-            else:
+            t = np.int64(index[b])
+            if t < 0:
                 t = count
                 count += 1
-                index[h] = t
+                index[b] = t
                 for j in range(16):
                     addr[t, 0, j] = lo[j]
                     addr[t, 1, j] = hi[j]
                 port[t, 0] = lp
                 port[t, 1] = hp
+                for c in range(NTP):
+                    TUP[t, c] = 0
+                TUP[t, TP_INST] = -1
+                TUP[t, TP_LO_MC] = _multicast(lo)
+                TUP[t, TP_HI_MC] = _multicast(hi)
+                TUP[t, TP_LO_LIKELY] = 1 if likely[lp & 0xFFFF] else 0
+                TUP[t, TP_HI_LIKELY] = 1 if likely[hp & 0xFFFF] else 0
                 break
+            if (port[t, 0] == lp and port[t, 1] == hp and words[t, 0, 0] == lw[0] and words[t, 0, 1] == lw[1]
+                    and words[t, 1, 0] == hw[0] and words[t, 1, 1] == hw[1]):
+                break
+            b = (b + 1) & mask
         ids[i] = t
-        src_lo[i] = 1 if lo_is_src else 0
-    return ids, src_lo, count
+    return ids, count
+
+
+def lookup_tuples(index, addr, port, TUP, likely, count, src, dst, sport, dport):
+    """Tuple ids of UDP datagrams (new tuples appended); ``(ids, src_is_lo, new count)``.
+
+    A tuple is (lo address, hi address, lo port, hi port), "lo" being the end
+    with the smaller address bytes (the smaller port for equal addresses).
+    ``index`` is an open-addressing table (:func:`new_index`, kept at most half
+    full by :func:`reserve_index`) of tuple ids, placed by a hash of the tuple
+    and probed linearly; the tuple's stored addresses and ports are compared.
+
+    Args:
+        addr, port, TUP: ``uint8[n, 2, 16]``, ``int64[n, 2]``, ``int64[n, NTP]`` of the
+            tuples, with room for ``count + len(sport)``; a new tuple's ``TUP`` row
+            is set (no instance, ends in Zeek's DNS::multicast_subnets, ends on a
+            likely server port).
+        likely: ``bool[65536]``, the likely server ports.
+        src, dst: ``uint8[k, 16]`` datagram addresses (IPv4-mapped); sport, dport: ``int64[k]``.
+    """
+    src = np.ascontiguousarray(src, dtype=np.uint8)
+    dst = np.ascontiguousarray(dst, dtype=np.uint8)
+    sport = np.ascontiguousarray(sport, dtype=np.int64)
+    dport = np.ascontiguousarray(dport, dtype=np.int64)
+    s_be, d_be = src.view(">u8"), dst.view(">u8")       # byte order = big-endian word order
+    s0, s1, d0, d1 = s_be[:, 0], s_be[:, 1], d_be[:, 0], d_be[:, 1]
+    src_is_lo = (s0 < d0) | ((s0 == d0) & ((s1 < d1) | ((s1 == d1) & (sport <= dport))))
+    ids, count = _lookup_tuples(index, addr, addr.view(np.uint64), port, TUP, likely, count, src, dst,
+                                src.view(np.uint64), dst.view(np.uint64), src_is_lo, sport, dport)
+    return ids, src_is_lo.astype(np.int64), count
+
+
+@numba.njit(cache=True)
+def first_answers(hdr, rec):
+    """Per response message, its first answer-like record that raised an event (``int64`` record indices).
+
+    That record's owner name is the session's query when no query was seen
+    (Zeek's ``DNS::do_reply`` sets ``c$dns$query`` from the first answer).
+    Answer-like: the answer, prerequisite and update sections (Zeek's answer events).
+    """
+    m = hdr.shape[0]
+    out = np.empty(m, dtype=np.int64)
+    n = 0
+    for i in range(m):
+        if hdr[i, wire.H_QR] != 1:
+            continue
+        for r in range(hdr[i, wire.H_REC0], hdr[i, wire.H_REC1]):      # the message's records, in order
+            sect = rec[r, wire.R_SECT]
+            if rec[r, wire.R_EVENT] == 1 and (sect == wire.SECT_ANSWER or sect == wire.SECT_PREREQ
+                                              or sect == wire.SECT_UPDATE):
+                out[n] = r
+                n += 1
+                break
+    return out[:n]
+
+
+@numba.njit(cache=True)
+def owned_records(rec, rec_serial):
+    """The records :func:`pair` gave to a session, as ``(index, serial, part, key, ttl)`` columns.
+
+    ``index``, ``serial``, ``key``: ``int64`` record index, session serial, render key
+    (``R_KEY``); ``ttl``: ``uint32`` seconds.
+
+    ``part``: 0 for Zeek's answers (answer, prerequisite, update sections), 1 for
+    the authority section (``auth``), 2 for the additional one (``addl``).
+    """
+    k = rec.shape[0]
+    n = 0
+    for r in range(k):
+        if rec_serial[r] >= 0:
+            n += 1
+    index = np.empty(n, dtype=np.int64)
+    serial = np.empty(n, dtype=np.int64)
+    part = np.empty(n, dtype=np.int8)
+    key = np.empty(n, dtype=np.int64)
+    ttl = np.empty(n, dtype=np.uint32)
+    j = 0
+    for r in range(k):
+        if rec_serial[r] < 0:
+            continue
+        sect = rec[r, wire.R_SECT]
+        index[j] = r
+        serial[j] = rec_serial[r]
+        if sect == wire.SECT_ANSWER or sect == wire.SECT_PREREQ or sect == wire.SECT_UPDATE:
+            part[j] = 0
+        elif sect == wire.SECT_AUTH:
+            part[j] = 1
+        else:
+            part[j] = 2
+        key[j] = rec[r, wire.R_KEY]
+        ttl[j] = np.uint32(rec[r, wire.R_TTL] & 0xFFFFFFFF)
+        j += 1
+    return index, serial, part, key, ttl

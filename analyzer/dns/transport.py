@@ -57,6 +57,27 @@ def _checksum_ok(data, l4, end, version, src4, dst4, src6, dst6):
     return ok
 
 
+@numba.njit(cache=True)
+def _addresses(rows, version, src4, dst4, src6, dst6, have6):
+    """16-byte source and destination addresses of ``rows`` (IPv4 as IPv4-mapped IPv6, RFC 4291 §2.5.5.2)."""
+    k = rows.shape[0]
+    src = np.zeros((k, 16), dtype=np.uint8)
+    dst = np.zeros((k, 16), dtype=np.uint8)
+    for i in range(k):
+        r = rows[i]
+        if version[r] == 4:
+            src[i, 10] = src[i, 11] = dst[i, 10] = dst[i, 11] = 0xFF
+            for j in range(4):
+                shift = 24 - 8 * j
+                src[i, 12 + j] = (src4[r] >> shift) & 0xFF
+                dst[i, 12 + j] = (dst4[r] >> shift) & 0xFF
+        elif have6:
+            for j in range(16):
+                src[i, j] = src6[r, j]
+                dst[i, j] = dst6[r, j]
+    return src, dst
+
+
 class UdpDatagrams:
     """The DNS-port UDP datagrams of one batch (rows, ports, 16-byte addresses, payload offsets)."""
 
@@ -95,23 +116,18 @@ def udp_datagrams(batch, fields, ports: np.ndarray, verify_checksums: bool) -> U
     select &= dns_port[sport & 0xFFFF] | dns_port[dport & 0xFFFF]
     rows = np.flatnonzero(select)
     k = len(rows)
-    src = np.zeros((k, 16), dtype=np.uint8)
-    dst = np.zeros((k, 16), dtype=np.uint8)
     ver = version[rows]
-    v4 = ver == 4
     src4, _ = _column(fields, "_ip.src4", n)
     dst4, _ = _column(fields, "_ip.dst4", n)
-    if v4.any():
-        src[v4, :12] = V4_MAPPED
-        dst[v4, :12] = V4_MAPPED
-        src[v4, 12:] = src4[rows[v4]].astype(">u4").view(np.uint8).reshape(-1, 4)
-        dst[v4, 12:] = dst4[rows[v4]].astype(">u4").view(np.uint8).reshape(-1, 4)
     src6 = fields.values.get("_ip.src6")
     dst6 = fields.values.get("_ip.dst6")
-    v6 = ~v4
-    if v6.any() and src6 is not None:
-        src[v6] = src6[rows[v6]]
-        dst[v6] = dst6[rows[v6]]
+    have6 = src6 is not None and dst6 is not None
+    if not have6:
+        src6 = dst6 = np.zeros((0, 16), dtype=np.uint8)
+    src, dst = _addresses(rows, np.ascontiguousarray(version, dtype=np.int64),
+                          np.ascontiguousarray(src4, dtype=np.int64), np.ascontiguousarray(dst4, dtype=np.int64),
+                          np.ascontiguousarray(src6, dtype=np.uint8), np.ascontiguousarray(dst6, dtype=np.uint8),
+                          have6)
     if verify_checksums and k:
         s4 = np.ascontiguousarray(src4[rows], dtype=np.int64)
         d4 = np.ascontiguousarray(dst4[rows], dtype=np.int64)
