@@ -228,11 +228,14 @@ def _recording(stage, connections, inputs: list):
 
 
 class _Connections:
-    """What HttpStage uses of the ConnStage: ``batch_serial`` and ``set_service``."""
+    """What HttpStage uses of the ConnStage: ``batch_serial``, ``set_service`` and ``remove_service``."""
 
     batch_serial = None
 
-    def set_service(self, uid, service):
+    def set_service(self, uid, service, ts=None):
+        pass
+
+    def remove_service(self, uid, service):
         pass
 
 
