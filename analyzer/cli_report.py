@@ -20,7 +20,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .pipeline import SAMPLE
 
 FORMATS = {"html": ".html", "md": ".md", "json": ".json"}
 

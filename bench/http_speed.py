@@ -64,6 +64,7 @@ from analyzer.http.stage import HTTP_PORTS  # noqa: E402
 from analyzer.pipeline import Pipeline  # noqa: E402
 from analyzer.reassembly import TcpReassembly  # noqa: E402
 from captures import open_capture  # noqa: E402
+from cpu_timer import CpuTimer  # noqa: E402  (bench/, this script's folder)
 
 DEFAULT = "/tmp/bench-data/mix-http-1m.pcap"
 FIELDS = ("http.request.method", "http.request.uri", "http.host", "http.user_agent", "http.response.code",
@@ -106,24 +107,6 @@ def prefix(path: str, packets: int, directory: str) -> str:
 
 # -- netsift ----------------------------------------------------------------------------------------------
 
-class _Timer:
-    def __init__(self):
-        self.spent = {}
-
-    def wrap(self, name, function):
-        spent = self.spent
-        spent.setdefault(name, 0.0)
-        clock = time.process_time
-
-        def timed(*args, **kwargs):
-            start = clock()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent[name] += clock() - start
-        return timed
-
-
 def run_netsift(path: str, repeat: int = 1, record: bool = False) -> dict:
     """Best of ``repeat`` plain pipeline runs, plus one instrumented run for the split of the time (``"split"``,
     ``"split_cpu"``) and, with ``record``, the HttpStage's inputs (``"inputs"``)."""
@@ -142,7 +125,7 @@ def run_netsift(path: str, repeat: int = 1, record: bool = False) -> dict:
 def _netsift_once(path: str, instrument: bool, record: bool) -> dict:
     """One pipeline run.  Instrumented: every entry point wrapped with a CPU clock; the stream readers are
     timed per batch of deliveries (a clock per delivery would cost more than some stages do)."""
-    timer = _Timer()
+    timer = CpuTimer()
     original_dissect = pipeline_module.dissect
     if instrument:
         pipeline_module.dissect = timer.wrap("read+dissect", original_dissect)
@@ -177,7 +160,7 @@ def _netsift_once(path: str, instrument: bool, record: bool) -> dict:
     return result
 
 
-def _instrument(pipeline, http_stage, timer: _Timer) -> None:
+def _instrument(pipeline, http_stage, timer: CpuTimer) -> None:
     names = {}
     for other in pipeline.stages[2:]:
         name = names[id(other)] = "HTTP" if other is http_stage else type(other).__name__.replace("Stage", "")

@@ -51,9 +51,9 @@ if str(REPO) not in sys.path:
 
 import analyzer.pipeline as pipeline_module
 from analyzer.pipeline import Pipeline
-from analyzer.reassembly import TcpReassembly
 from analyzer.smtp import SmtpStage
 from captures import open_capture
+from cpu_timer import CpuTimer  # bench/, this script's folder
 
 DEFAULT = Path("/tmp/bench-data/mix-smtp-1m.pcap")
 TSHARK_FIELDS = ("smtp.req.command", "smtp.req.parameter", "smtp.response.code", "imf.subject", "imf.from",
@@ -81,32 +81,12 @@ class _Recorder:
         return {}
 
 
-class _Timer:
-    """CPU seconds spent in wrapped callables, by name."""
-
-    def __init__(self):
-        self.spent: dict[str, float] = {}
-
-    def wrap(self, name, function):
-        spent = self.spent
-        spent.setdefault(name, 0.0)
-        clock = time.process_time
-
-        def timed(*args, **kwargs):
-            start = clock()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent[name] += clock() - start
-        return timed
-
-
 def pipeline_run(path: Path) -> dict:
     """One run of the pipeline as ``analyze()`` builds it (DNS, HTTP and SMTP stages), the SMTP stage once.
 
     Returns CPU and wall seconds, the CPU split by layer and by stage, the smtp frame and the packets read.
     """
-    timer = _Timer()
+    timer = CpuTimer()
     spent = timer.spent
     clock = time.process_time
     original_dissect = pipeline_module.dissect

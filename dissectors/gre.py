@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from . import ppp
-from .transport import header_present
 from .wire import Fields, Layer, be16, concat_layers, u8
 
 HEADER_BYTES = 4

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .wire import Fields, Layer, be16, be32, u8
+from .wire import Fields, Layer, be32, u8
 
 UDP_PORT = 2152
 HEADER_BYTES = 8

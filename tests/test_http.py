@@ -20,9 +20,8 @@ from hypothesis import strategies as st
 
 from analyzer.files import FileExtractor, sniff_mime
 from analyzer.http import HTTP, HttpSession, HttpStage
-from analyzer.pipeline import Pipeline
+from analyzer.verify.stage import run_stage
 from analyzer.zeek_log import format_value
-from captures import open_capture
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,13 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def analyse(path, **options):
     """The pipeline with an HttpStage on ``path``: (tables, stage)."""
-    pipeline = Pipeline(validate_checksums=options.pop("validate_checksums", True))
-    stage = HttpStage(pipeline.connections, **options)
-    pipeline.replace(stage)
-    with open_capture(path) as reader:
-        for batch in reader.batches():
-            pipeline.feed(batch)
-    return pipeline.finish(), stage
+    return run_stage(path, HttpStage, options.pop("validate_checksums", True), **options)
 
 
 def session_run(exchanges, split=None, **options):

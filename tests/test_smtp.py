@@ -26,7 +26,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw, raw
 
-from analyzer.pipeline import Pipeline
+from analyzer.verify.stage import run_stage
 from analyzer.reassembly import Chunk, ConnKey, Delivery
 from analyzer.smtp import SMTP, SmtpProtocol, SmtpStage, parse_message
 from analyzer.smtp import protocol as P
@@ -37,7 +37,6 @@ from analyzer.smtp.text import (
     rcpt_addresses,
     split_mime_email_addresses,
 )
-from captures import open_capture
 from captures.synthetic import generate, read_jsonl
 from captures.writer import write_pcap
 
@@ -49,13 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def analyze_capture(path, validate_checksums: bool = True, **options):
     """The pipeline with an SmtpStage over a capture: ``(tables, stage)``."""
-    pipeline = Pipeline(validate_checksums=validate_checksums)
-    stage = SmtpStage(pipeline.connections, **options)
-    pipeline.replace(stage)
-    with open_capture(path) as reader:
-        for batch in reader.batches():
-            pipeline.feed(batch)
-    return pipeline.finish(), stage
+    return run_stage(path, SmtpStage, validate_checksums, **options)
 
 
 def conversation_frames(exchanges, client=("10.1.0.1", 40001), server=("10.1.0.2", 25), segment=None,
