@@ -345,6 +345,25 @@ def _stream(pos, end, length):
 
 
 @numba.njit(cache=True, inline="always")
+def _type_bitmaps(data, pos, end, remaining, weird, nw, msg, empty_code):
+    """Skip an NSEC/NSEC3 type bit map field (RFC 4034 §4.1.2, RFC 5155 §3.2): ``(next_pos, nw)``.
+
+    Windows of (block number, length, bit map) until ``remaining`` bytes of
+    RDATA are used; a window of length 0 ends the walk with weird ``empty_code``
+    (Zeek's ``DNSSEC_NSEC_bitmapLen0`` / ``DNSSEC_NSEC3_bitmapLen0``).
+    """
+    while remaining > 0 and end - pos > 0:
+        block, pos = _short(data, pos, end)
+        length = block & 0xFF
+        if length == 0:
+            nw = _weird(weird, nw, msg, empty_code, block >> 8, 0)
+            break
+        pos = _stream(pos, end, length)
+        remaining -= 2 + length
+    return pos, nw
+
+
+@numba.njit(cache=True, inline="always")
 def _char_string(data, pos, end, rdlen):
     """Zeek's extract_char_string: ``(ok, next_pos, rdlen, past)``; ``past`` when a string runs past RDLENGTH."""
     if rdlen <= 0:
@@ -858,15 +877,7 @@ def _parse(data, starts, ends, netbios, is_tcp, max_queries, max_depth, skip_aut
                         good, pos, hl2, ho2, tl2, nw = _name(data, base, end, pos, nb, max_depth, True, weird, nw,
                                                              i, scratch)
                         if good:
-                            bitmaps = rdl - (pos - rd0)
-                            while bitmaps > 0 and end - pos > 0:
-                                block, pos = _short(data, pos, end)
-                                bmlen = block & 0xFF
-                                if bmlen == 0:
-                                    nw = _weird(weird, nw, i, WD_NSEC_BM0, block >> 8, 0)
-                                    break
-                                pos = _stream(pos, end, bmlen)
-                                bitmaps -= 2 + bmlen
+                            pos, nw = _type_bitmaps(data, pos, end, rdl - (pos - rd0), weird, nw, i, WD_NSEC_BM0)
                             kind = K_NSEC
                             rec[r, R_A1] = rd0
                             key = _mix(K_NSEC, hl2 ^ (owner_hash * np.int64(31)))
@@ -887,15 +898,7 @@ def _parse(data, starts, ends, netbios, is_tcp, max_queries, max_depth, skip_aut
                             hlen = np.int64(data[pos])
                             pos += 1
                         pos = _stream(pos, end, hlen)
-                        bitmaps = rdl - (pos - rd0)
-                        while bitmaps > 0 and end - pos > 0:
-                            block, pos = _short(data, pos, end)
-                            bmlen = block & 0xFF
-                            if bmlen == 0:
-                                nw = _weird(weird, nw, i, WD_NSEC3_BM0, block >> 8, 0)
-                                break
-                            pos = _stream(pos, end, bmlen)
-                            bitmaps -= 2 + bmlen
+                        pos, nw = _type_bitmaps(data, pos, end, rdl - (pos - rd0), weird, nw, i, WD_NSEC3_BM0)
                         kind = K_NSEC3
                         key = _mix(K_NSEC3, 0)
                 elif t == T_NSEC3PARAM:
