@@ -47,6 +47,21 @@ def zeek_field(log: str):
     return column
 
 
+def zeek_conn_id(log: str, orig: str = "originator", resp: str = "responder", address_dtype: str = "string",
+                 orig_port: str | None = None, resp_port: str | None = None) -> tuple[Column, ...]:
+    """Zeek's ``conn_id`` record as the four columns of ``log``: ``id.orig_h``, ``id.orig_p``, ``id.resp_h``, ``id.resp_p``.
+
+    ``orig``/``resp`` name the two ends in the meanings (e.g. ``"originator
+    (client)"``); ``address_dtype`` is the addresses' dtype (``string`` or
+    ``category``); ``orig_port``/``resp_port`` replace the ports' meanings.
+    """
+    column = zeek_field(log)
+    return (column("id.orig_h", address_dtype, "text", f"{orig} address", "addr"),
+            column("id.orig_p", "UInt16", "int", orig_port or f"{orig} port", "port"),
+            column("id.resp_h", address_dtype, "text", f"{resp} address", "addr"),
+            column("id.resp_p", "UInt16", "int", resp_port or f"{resp} port", "port"))
+
+
 def _c(name, dtype, kind, meaning, source=None, zeek_type=None):
     return Column(name, dtype, kind, meaning, source or f"Wireshark {name}", zeek_type)
 
@@ -150,10 +165,7 @@ WEIRD: tuple[Column, ...] = (
        "Zeek weird.log ts", "time"),
     _c("uid", "string", "text", "uid of the connection, where the anomaly belongs to one", "Zeek weird.log uid",
        "string"),
-    _c("id.orig_h", "string", "text", "originator (source) address", "Zeek weird.log id.orig_h", "addr"),
-    _c("id.orig_p", "UInt16", "int", "originator (source) port", "Zeek weird.log id.orig_p", "port"),
-    _c("id.resp_h", "string", "text", "responder (destination) address", "Zeek weird.log id.resp_h", "addr"),
-    _c("id.resp_p", "UInt16", "int", "responder (destination) port", "Zeek weird.log id.resp_p", "port"),
+    *zeek_conn_id("weird", "originator (source)", "responder (destination)"),
     _c("name", "string", "text", "the anomaly, with Zeek's weird name where Zeek has one", "Zeek weird.log name",
        "string"),
     _c("addl", "string", "text", "additional detail", "Zeek weird.log addl", "string"),

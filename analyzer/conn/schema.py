@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..schema import Column, zeek_field
+from ..schema import Column, zeek_conn_id, zeek_field
 
 
 _z = zeek_field("conn")
@@ -11,10 +11,8 @@ _z = zeek_field("conn")
 CONN: tuple[Column, ...] = (
     _z("ts", "Float64", "seconds", "time of the connection's first packet, epoch seconds", "time"),
     _z("uid", "string", "text", "connection id: C + 17 base-62 characters, deterministic per capture", "string"),
-    _z("id.orig_h", "category", "text", "originator address", "addr"),
-    _z("id.orig_p", "UInt16", "int", "originator port (ICMP: the message type)", "port"),
-    _z("id.resp_h", "category", "text", "responder address", "addr"),
-    _z("id.resp_p", "UInt16", "int", "responder port (ICMP: the counterpart type, or the code)", "port"),
+    *zeek_conn_id("conn", address_dtype="category", orig_port="originator port (ICMP: the message type)",
+                  resp_port="responder port (ICMP: the counterpart type, or the code)"),
     _z("proto", "category", "text", "transport protocol: tcp, udp or icmp", "enum"),
     _z("service", "string", "text", "application protocols confirmed, comma-separated (unset until set)", "string"),
     _z("duration", "Float64", "seconds", "last minus first packet time, seconds (unset when 0)", "interval"),

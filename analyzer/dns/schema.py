@@ -10,7 +10,7 @@ columns ``auth``/``addl`` (``policy/protocols/dns/auth-addl.zeek``) and
 
 from __future__ import annotations
 
-from analyzer.schema import Column, zeek_field
+from analyzer.schema import Column, zeek_conn_id, zeek_field
 
 
 _z = zeek_field("dns")
@@ -22,10 +22,8 @@ DNS: tuple[Column, ...] = (
        "epoch seconds", "time"),
     _z("uid", "string", "text", "uid of the connection (filled by connection tracking; null until then)",
        "string"),
-    _z("id.orig_h", "string", "text", "originator (query sender) address", "addr"),
-    _z("id.orig_p", "UInt16", "int", "originator port", "port"),
-    _z("id.resp_h", "string", "text", "responder (server) address", "addr"),
-    _z("id.resp_p", "UInt16", "int", "responder port", "port"),
+    *zeek_conn_id("dns", "originator (query sender)", "responder (server)", orig_port="originator port",
+                  resp_port="responder port"),
     _z("proto", "string", "text", "transport protocol: udp or tcp", "enum"),
     _z("trans_id", "UInt16", "int", "DNS transaction id (RFC 1035 §4.1.1 ID)", "count"),
     _z("rtt", "Float64", "seconds",

@@ -7,7 +7,7 @@ ids of Zeek's file analysis, are left out: netsift has no files.log ids).
 
 from __future__ import annotations
 
-from ..schema import Column, zeek_field
+from ..schema import Column, zeek_conn_id, zeek_field
 
 
 _z = zeek_field("http")
@@ -17,10 +17,8 @@ HTTP: tuple[Column, ...] = (
     _z("ts", "Float64", "seconds", "time of the first message of the pair (the request line, or the status "
        "line of a response without request), epoch seconds", "time"),
     _z("uid", "string", "text", "uid of the connection (filled by the pipeline from frame.number)", "string"),
-    _z("id.orig_h", "string", "text", "originator (client) address", "addr"),
-    _z("id.orig_p", "UInt16", "int", "originator port", "port"),
-    _z("id.resp_h", "string", "text", "responder (server) address", "addr"),
-    _z("id.resp_p", "UInt16", "int", "responder port", "port"),
+    *zeek_conn_id("http", "originator (client)", "responder (server)", orig_port="originator port",
+                  resp_port="responder port"),
     _z("trans_depth", "UInt32", "int", "position of the pair in the connection, from 1 (pipelining order)",
        "count"),
     _z("method", "string", "text", "request method as sent (any token: unknown ones give a weird)", "string"),

@@ -16,7 +16,7 @@ and ``[]`` where it is an empty set.
 
 from __future__ import annotations
 
-from analyzer.schema import Column, zeek_field
+from analyzer.schema import Column, zeek_conn_id, zeek_field
 
 
 _z = zeek_field("smtp")
@@ -32,10 +32,8 @@ SMTP: tuple[Column, ...] = (
        "transaction, then the reply (or MAIL FROM) that closed the previous one", "time"),
     _z("uid", "string", "text", "uid of the connection (filled by the pipeline from frame.number; null here)",
        "string"),
-    _z("id.orig_h", "string", "text", "originator (client) address", "addr"),
-    _z("id.orig_p", "UInt16", "int", "originator port", "port"),
-    _z("id.resp_h", "string", "text", "responder (server) address", "addr"),
-    _z("id.resp_p", "UInt16", "int", "responder port", "port"),
+    *zeek_conn_id("smtp", "originator (client)", "responder (server)", orig_port="originator port",
+                  resp_port="responder port"),
     _z("trans_depth", "Int64", "int", "messages finished in the connection before this one, plus one", "count"),
     _z("helo", "string", "text", "argument of the last HELO/EHLO", "string"),
     _z("mailfrom", "string", "text", "first address of the MAIL FROM argument", "string"),
