@@ -385,6 +385,23 @@ _arenas_lock = threading.Lock()
 _bytes_per_row = [1024]
 
 
+def _free_references() -> int:
+    """What ``sys.getrefcount`` reports for an array referenced only by a list, read as in :func:`_take_arena`.
+
+    Measured rather than assumed: interpreters differ in whether local and
+    argument references are counted (CPython 3.14 may skip them), while a
+    user's view always adds a counted reference from the heap.
+    """
+    probes = [np.empty(1, np.uint8)]
+    for i in range(len(probes)):
+        arena = probes[i]
+        return sys.getrefcount(arena)
+    return -1
+
+
+_FREE_REFERENCES = _free_references()
+
+
 def _take_arena(nbytes: int) -> np.ndarray | None:
     """An arena of at least ``nbytes`` bytes that nothing uses, or None when every slot is busy."""
     with _arenas_lock:
@@ -392,8 +409,9 @@ def _take_arena(nbytes: int) -> np.ndarray | None:
         best = None
         for i in range(len(_arenas)):   # not enumerate: its reused tuple would hold a reference
             arena = _arenas[i]
-            # References: the list, ``arena`` and getrefcount's argument; any more is a user.
-            if sys.getrefcount(arena) != 3:
+            # A free arena counts what the probe below counts (the list's reference, and the local
+            # and argument references as this interpreter counts them); any more is a user.
+            if sys.getrefcount(arena) != _FREE_REFERENCES:
                 continue
             fits = arena.nbytes >= nbytes
             if best is None or (fits and (_arenas[best].nbytes < nbytes or arena.nbytes < _arenas[best].nbytes)):
