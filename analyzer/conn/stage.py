@@ -18,6 +18,7 @@ import ipaddress
 import re
 import socket
 import struct
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -115,6 +116,16 @@ def _packed(h: int, l: int) -> bytes:
 #: connection): each also adds ``X`` to the connection's history (``Connection::CheckHistory``).
 LIMIT_REACHED_WEIRDS = frozenset({"DNS_Conn_count_too_large", "DNS_max_compression_chain_depth_exceeded",
                                   "exceeded_mime_max_header_bytes"})
+
+
+#: The columns of an ended connection's state that the conn frame reads: kept apart (about a fifth
+#: of the slot's columns) so that collecting, ordering and framing them copies no more.
+_RETIRED_NAMES = ("K_SERIAL", "K_PROTO", "K_IPPROTO", "K_OHI", "K_OLO", "K_RHI", "K_RLO", "K_OPORT", "K_RPORT",
+                  "K_START", "K_LAST", "K_UIDA", "K_UIDB", "K_HLEN", "K_MISSED", "K_NPAR", "K_P1A", "K_P1B",
+                  "K_P2A", "K_P2B")
+RETIRED_COLUMNS = np.array([getattr(S, name) for name in _RETIRED_NAMES], dtype=np.int64)
+#: Positions in RETIRED_COLUMNS by the state's column names (``R.K_START`` …).
+R = SimpleNamespace(**{name: i for i, name in enumerate(_RETIRED_NAMES)})
 
 
 class ConnStage:
@@ -262,7 +273,7 @@ class ConnStage:
             self.n_free = S.release(self.C, self.table, slots, self.free, self.n_free)
 
     def _summarise(self, slots: np.ndarray) -> dict[str, np.ndarray]:
-        C = self.C[slots]
+        C = self.C[np.ix_(slots, RETIRED_COLUMNS)]
         ep = S.endpoint_summary(self.C, slots)
         hist = self.H[slots]
         return {"C": C, "ep": ep, "hist": hist}
@@ -313,9 +324,9 @@ class ConnStage:
         for serial, frame in zip(serials.tolist(), np.asarray(self._partial)[known].tolist()):
             if serial >= 0:
                 first[serial] = min(frame, first.get(serial, frame))
-        rows = {serial: j for j, serial in enumerate(C[:, S.K_SERIAL].tolist()) if serial in first}
+        rows = {serial: j for j, serial in enumerate(C[:, R.K_SERIAL].tolist()) if serial in first}
         for serial, j in rows.items():
-            count = int(C[j, S.K_HLEN])
+            count = int(C[j, R.K_HLEN])
             letters = hist[j, :count]
             if count >= S.HMAX or (letters == ord("X")).any():
                 continue
@@ -324,7 +335,7 @@ class ConnStage:
             at = int(np.count_nonzero(stamps <= (first[serial] & 0xFFFFFFFF)))
             hist[j, at + 1:count + 1] = letters[at:count].copy()
             hist[j, at] = ord("X")
-            C[j, S.K_HLEN] = count + 1
+            C[j, R.K_HLEN] = count + 1
 
     def set_service(self, conn, name: str, ts: int | None = None) -> None:
         """Record an application protocol confirmed on a connection (joined with commas, as Zeek).
@@ -371,16 +382,16 @@ class ConnStage:
             ep = np.concatenate([r["ep"] for r in self._rows])
             hist = np.concatenate([r["hist"] for r in self._rows])
         else:
-            C = np.zeros((0, S.NF), dtype=np.int64)
+            C = np.zeros((0, len(RETIRED_COLUMNS)), dtype=np.int64)
             ep = np.zeros((0, 8), dtype=np.int64)
             hist = np.zeros((0, S.HSTRIDE), dtype=np.uint8)
-        order = np.lexsort((C[:, S.K_SERIAL], C[:, S.K_START]))
+        order = np.lexsort((C[:, R.K_SERIAL], C[:, R.K_START]))
         C, ep, hist = C[order], ep[order], hist[order]
         m = len(C)
-        uids = encode_uid(C[:, S.K_UIDA], C[:, S.K_UIDB])
+        uids = encode_uid(C[:, R.K_UIDA], C[:, R.K_UIDB])
         # packet uids: categories indexed by serial
         by_serial = np.empty(self.serial, dtype=object)
-        by_serial[C[:, S.K_SERIAL]] = uids
+        by_serial[C[:, R.K_SERIAL]] = uids
         frame_serial = (np.concatenate(self._frame_serial) if self._frame_serial
                         else np.zeros(0, dtype=np.int64))
         self._frame_serial = []
@@ -389,8 +400,8 @@ class ConnStage:
         except ValueError:   # duplicate uids (a 96-bit hash collision): plain strings
             self.packet_uid = pd.array(np.where(frame_serial >= 0, by_serial[np.maximum(frame_serial, 0)], None),
                                        dtype="string")
-        proto_code = C[:, S.K_PROTO]
-        start, last = C[:, S.K_START], C[:, S.K_LAST]
+        proto_code = C[:, R.K_PROTO]
+        start, last = C[:, R.K_START], C[:, R.K_LAST]
         dur_ns = last - start
         has_dur = dur_ns > 0
         ost, rst = ep[:, 2], ep[:, 3]
@@ -398,21 +409,21 @@ class ConnStage:
             self._mark_partial(hist, C, frame_serial)
         letters = hist[:, :S.HMAX].copy()
         # A reused slot keeps an earlier connection's letters past its own count.
-        letters[np.arange(S.HMAX)[None, :] >= C[:, S.K_HLEN][:, None]] = 0
+        letters[np.arange(S.HMAX)[None, :] >= C[:, R.K_HLEN][:, None]] = 0
         histories = letters.view(f"S{S.HMAX}").reshape(m).astype(str) if m else np.zeros(0, dtype=str)
         states = self._conn_state(proto_code, ost, rst, ep[:, 0], ep[:, 1], histories)
         na = pd.NA
         data = {}
         data["ts"] = pd.arrays.FloatingArray(start / 1e9, np.zeros(m, dtype=bool))
         data["uid"] = pd.array(uids, dtype="string")
-        data["id.orig_h"] = _format_addresses(C[:, S.K_OHI], C[:, S.K_OLO])
-        data["id.orig_p"] = pd.array(C[:, S.K_OPORT].astype(np.uint16), dtype="UInt16")
-        data["id.resp_h"] = _format_addresses(C[:, S.K_RHI], C[:, S.K_RLO])
-        data["id.resp_p"] = pd.array(C[:, S.K_RPORT].astype(np.uint16), dtype="UInt16")
+        data["id.orig_h"] = _format_addresses(C[:, R.K_OHI], C[:, R.K_OLO])
+        data["id.orig_p"] = pd.array(C[:, R.K_OPORT].astype(np.uint16), dtype="UInt16")
+        data["id.resp_h"] = _format_addresses(C[:, R.K_RHI], C[:, R.K_RLO])
+        data["id.resp_p"] = pd.array(C[:, R.K_RPORT].astype(np.uint16), dtype="UInt16")
         data["proto"] = pd.Categorical.from_codes(proto_code, categories=["tcp", "udp", "icmp"])
         services = [None] * m
         if self._services:
-            serials = C[:, S.K_SERIAL].tolist()
+            serials = C[:, R.K_SERIAL].tolist()
             for j, u in enumerate(uids):
                 if u in self._services or serials[j] in self._services:
                     services[j] = self._service_text(u, serials[j])
@@ -423,14 +434,14 @@ class ConnStage:
         data["conn_state"] = pd.Categorical(states, categories=["S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR",
                                                                "RSTOS0", "RSTRH", "SH", "SHR", "OTH"])
         if self.local_nets is not None:
-            lo_o = _in_nets(C[:, S.K_OHI], C[:, S.K_OLO], self.local_nets)
-            lo_r = _in_nets(C[:, S.K_RHI], C[:, S.K_RLO], self.local_nets)
+            lo_o = _in_nets(C[:, R.K_OHI], C[:, R.K_OLO], self.local_nets)
+            lo_r = _in_nets(C[:, R.K_RHI], C[:, R.K_RLO], self.local_nets)
             data["local_orig"] = pd.arrays.BooleanArray(lo_o, np.zeros(m, dtype=bool))
             data["local_resp"] = pd.arrays.BooleanArray(lo_r, np.zeros(m, dtype=bool))
         else:
             data["local_orig"] = pd.array([na] * m, dtype="boolean")
             data["local_resp"] = pd.array([na] * m, dtype="boolean")
-        data["missed_bytes"] = pd.arrays.IntegerArray(C[:, S.K_MISSED].copy(), np.zeros(m, dtype=bool))
+        data["missed_bytes"] = pd.arrays.IntegerArray(C[:, R.K_MISSED].copy(), np.zeros(m, dtype=bool))
         data["history"] = pd.array(np.where(histories != "", histories, None) if m else [], dtype="string")
         zero = np.zeros(m, dtype=bool)
         data["orig_pkts"] = pd.arrays.IntegerArray(ep[:, 4].copy(), zero)
@@ -438,19 +449,19 @@ class ConnStage:
         data["resp_pkts"] = pd.arrays.IntegerArray(ep[:, 5].copy(), zero)
         data["resp_ip_bytes"] = pd.arrays.IntegerArray(ep[:, 7].copy(), zero)
         parents = np.full(m, None, dtype=object)
-        npar = C[:, S.K_NPAR]
+        npar = C[:, R.K_NPAR]
         if (npar > 0).any():
             one = np.flatnonzero(npar > 0)
-            p1 = encode_uid(C[one, S.K_P1A], C[one, S.K_P1B])
+            p1 = encode_uid(C[one, R.K_P1A], C[one, R.K_P1B])
             two = npar[one] > 1
-            p2 = encode_uid(C[one[two], S.K_P2A], C[one[two], S.K_P2B])
+            p2 = encode_uid(C[one[two], R.K_P2A], C[one[two], R.K_P2B])
             lists = [[u] for u in p1]
             for j, u in zip(np.flatnonzero(two), p2):
                 lists[j] = sorted([lists[j][0], u])
             for j, lst in zip(one, lists):
                 parents[j] = lst
         data["tunnel_parents"] = parents
-        data["ip_proto"] = pd.array(C[:, S.K_IPPROTO].astype(np.uint8), dtype="UInt8")
+        data["ip_proto"] = pd.array(C[:, R.K_IPPROTO].astype(np.uint8), dtype="UInt8")
         data["community_id"] = pd.array(self._community_ids(C), dtype="string")
         frame = pd.DataFrame(data)
         return frame[[c.name for c in CONN]]
@@ -502,9 +513,9 @@ class ConnStage:
         m = len(C)
         if m == 0:
             return np.zeros(0, dtype=object)
-        ipp = C[:, S.K_IPPROTO]
-        sp, dp = C[:, S.K_OPORT].copy(), C[:, S.K_RPORT].copy()
-        ohi, olo, rhi, rlo = C[:, S.K_OHI], C[:, S.K_OLO], C[:, S.K_RHI], C[:, S.K_RLO]
+        ipp = C[:, R.K_IPPROTO]
+        sp, dp = C[:, R.K_OPORT].copy(), C[:, R.K_RPORT].copy()
+        ohi, olo, rhi, rlo = C[:, R.K_OHI], C[:, R.K_OLO], C[:, R.K_RHI], C[:, R.K_RLO]
         icmp = (ipp == 1) | (ipp == 58)
         counter = np.where(ipp == 1, ICMP4_COUNTERPART[np.clip(sp, 0, 255)],
                            ICMP6_COUNTERPART[np.clip(sp, 0, 255)])
