@@ -59,7 +59,8 @@ class AnalysisResult:
         packets: one row per frame, in file order (schema
             :data:`analyzer.schema.PACKETS`).
         weird: one row per anomaly (Zeek weird.log fields plus ``frame.number``).
-        warnings: reader warnings (truncation, damage), each one line.
+        warnings: reader warnings (truncation, damage) and the checksum-offloading
+            warning (most transport checksums bad), each one line.
         conn: one row per connection (Zeek conn.log fields, :data:`analyzer.conn.CONN`).
         tables: every frame by table name (``packets``, ``weird``, ``conn``, …).
         stats: capinfos-style figures (packets, bytes, first/last time).
@@ -316,6 +317,9 @@ def analyze(path: str | os.PathLike = SAMPLE, batch_packets: int = DEFAULT_BATCH
                 progress(reader.packets)
         info, reader_warnings = reader.info, list(reader.warnings)
         tables = pipeline.finish()
+    offloading = pipeline.connections.checksum_offloading()
+    if offloading:
+        reader_warnings.append(offloading)
     for message in reader_warnings:
         warnings_module.warn(message, CaptureWarning, stacklevel=2)
     return AnalysisResult(capture=info, tables=tables, warnings=reader_warnings, stats=pipeline.stats)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 from hypothesis import given, settings
@@ -78,3 +79,19 @@ def test_bad_checksum_segments_never_reach_the_application_stages():
     assert len(tables[True]["http"]) == 0
     assert "C" in tables[True]["conn"]["history"].iloc[0] and "c" in tables[True]["conn"]["history"].iloc[0]
     assert tables[False]["http"][["method", "status_code"]].values.tolist() == [["GET", 200]]
+
+
+def test_checksum_offloading_is_one_warning_like_zeek():
+    # The bundled loopback capture was made on the sending host: the kernel left the transport
+    # checksums unset (offload), as Zeek's find-checksum-offloading would report.
+    import warnings
+
+    from analyzer.pipeline import SAMPLE, analyze
+    live = os.path.join(os.path.dirname(SAMPLE), "live.pcap")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        validated = analyze(live)
+        ignored = analyze(live, validate_checksums=False)
+        clean = analyze(SAMPLE)
+    assert [m for m in validated.warnings if "checksum offloading" in m]
+    assert ignored.warnings == [] and clean.warnings == []

@@ -170,6 +170,8 @@ class ConnStage:
         self.packet_uid = None
         self.batch_serial = np.zeros(0, dtype=np.int64)
         self.batch_checksum_ok = np.zeros(0, dtype=bool)
+        #: Packets with a transport header seen, and those whose checksum failed (validation on).
+        self.transport_packets = self.bad_checksums = 0
         self.frame: pd.DataFrame | None = None
 
     # -- streaming ---------------------------------------------------------------
@@ -251,6 +253,8 @@ class ConnStage:
         own = events[0]
         inner = own[:, S.V_OUTER] == 0
         checksum_ok[own[inner, S.V_ROW]] = own[inner, S.V_CHKOK] != 0
+        self.transport_packets += int(inner.sum())
+        self.bad_checksums += int(np.count_nonzero(own[inner, S.V_CHKOK] == 0))
         for (_, _, rows), part_serial in zip(parts[1:], per_part[1:]):
             # Each datagram's connection goes to the fragment frame that completed it.
             frame_serial[rows] = part_serial
@@ -366,6 +370,20 @@ class ConnStage:
         return ",".join(x for _, _, x in sorted(kept)).lower() or None
 
     # -- output ------------------------------------------------------------------
+
+    def checksum_offloading(self, share: float = 0.05) -> str | None:
+        """A one-line warning when more than ``share`` of the transport checksums failed, else None.
+
+        Like Zeek's ``base/misc/find-checksum-offloading`` (5 %): a capture made
+        on the sending host with checksum offload (loopback included) has bad
+        checksums on most packets, and connection tracking then drops them.
+        """
+        if self.transport_packets and self.bad_checksums > share * self.transport_packets:
+            return (f"{self.bad_checksums:,} of {self.transport_packets:,} packets "
+                    f"({100 * self.bad_checksums / self.transport_packets:.0f} %) have bad TCP/UDP/ICMP checksums, "
+                    "most likely from checksum offloading: those packets are left out of connections and "
+                    "streams; analyse with -C (validate_checksums=False) to keep them")
+        return None
 
     def finish(self) -> dict[str, pd.DataFrame]:
         """Flush every live connection (end of input) and return ``{"conn": frame}``."""
