@@ -326,8 +326,8 @@ def test_structured_random_frames_every_prefix_invents_nothing(frame):
 def test_arena_memory_is_reused_only_when_nothing_views_it():
     # Fields of a large batch carve their columns from a reused arena: a column still held by
     # anyone (a stage keeping it) must never be handed to the next batch.
-    from dissectors import wire
-    n = wire.ARENA_MIN_ROWS
+    from dissectors import arena, wire
+    n = arena.ARENA_MIN_ROWS
     first = wire.Fields(n)
     kept, _ = first.column("_kept", np.int64)
     kept[:] = 7
@@ -336,10 +336,10 @@ def test_arena_memory_is_reused_only_when_nothing_views_it():
     other, _ = second.column("_other", np.int64)
     other[:] = 9
     assert not np.shares_memory(kept, other) and (kept == 7).all()
-    used = [arena for arena in wire._arenas if np.shares_memory(other, arena)]
+    used = [arena for block in arena._arenas if np.shares_memory(other, block)]
     assert len(used) == 1                      # the second batch did get an arena
     del second, other, kept, used
     third = wire.Fields(n)
     again, _ = third.column("_again", np.int64)
     # Nothing views the earlier arenas any more: the next batch takes one of them again.
-    assert any(np.shares_memory(again, arena) for arena in wire._arenas)
+    assert any(np.shares_memory(again, block) for block in arena._arenas)
