@@ -445,7 +445,11 @@ def analyze_live(iface: str | int, bpf: str | None = None, count: int | None = N
                        snaplen=capture.snaplen,
                        interfaces=[InterfaceInfo(link_type=capture.link_type, snaplen=capture.snaplen,
                                                  name=capture.iface, tsresol=9 if capture.nanosecond else 6)])
-    result = AnalysisResult(capture=info, tables=pipeline.finish(), warnings=warnings, stats=pipeline.stats)
+    tables = pipeline.finish()
+    offloading = pipeline.connections.checksum_offloading()
+    if offloading:
+        warnings.append(offloading)    # e.g. on lo: the kernel leaves sent checksums to the NIC
+    result = AnalysisResult(capture=info, tables=tables, warnings=warnings, stats=pipeline.stats)
     result.live_stats = stats
     result.files = list(writer.paths) if writer is not None else []
     return result
