@@ -773,6 +773,21 @@ class _Side:
         self.resync = False     # after a gap: looking for the next start line
         self.crlf_only = False  # inside a multipart part's body only CRLF ends a line (Zeek's SetCRLFAsEOL(0))
 
+    def keep(self, data: bytes, pos: int, frame: int) -> None:
+        """Buffer ``data[pos:]``, a line not ended in this delivery (its first frame remembered)."""
+        if not self.buf:
+            self.buf_frame = frame
+            self.buf = data if pos == 0 else data[pos:]
+        else:
+            self.buf += data[pos:]
+
+    def take(self, data: bytes, pos: int, end: int, frame: int) -> tuple[bytes, int]:
+        """The line ending at ``end`` (buffered start included) and the frame of its first byte."""
+        if self.buf:
+            line, self.buf = self.buf + data[pos:end], b""
+            return line, self.buf_frame
+        return data[pos:end], frame
+
 
 class HttpSession:
     """The HTTP analysis of one TCP connection.
@@ -927,29 +942,15 @@ class HttpSession:
                     continue
                 end = data.find(b"\r\n", pos)
                 if end < 0:
-                    if not side.buf:
-                        side.buf_frame = frame
-                        side.buf = data if pos == 0 else data[pos:]
-                    else:
-                        side.buf += data[pos:]
+                    side.keep(data, pos, frame)
                     break
-                if side.buf:
-                    line = side.buf + data[pos:end]
-                    side.buf = b""
-                    self.line_frame = side.buf_frame
-                else:
-                    line = data[pos:end]
-                    self.line_frame = frame
+                line, self.line_frame = side.take(data, pos, end, frame)
                 pos = end + 2
                 self._line(is_orig, side, line)
                 continue
             m = _EOL.search(data, pos)
             if m is None:
-                if not side.buf:
-                    side.buf_frame = frame
-                    side.buf = data if pos == 0 else data[pos:]
-                else:
-                    side.buf += data[pos:]
+                side.keep(data, pos, frame)
                 if len(side.buf) >= MAX_LINE:
                     self.weird("contentline_size_exceeded")
                     line, side.buf = side.buf, b""
@@ -957,13 +958,7 @@ class HttpSession:
                     self._line(is_orig, side, line)
                 break
             end = m.start()
-            if side.buf:
-                line = side.buf + data[pos:end]
-                side.buf = b""
-                self.line_frame = side.buf_frame
-            else:
-                line = data[pos:end]
-                self.line_frame = frame
+            line, self.line_frame = side.take(data, pos, end, frame)
             if data[end] == 13:
                 if end + 1 < n:
                     pos = end + 2 if data[end + 1] == 10 else end + 1
