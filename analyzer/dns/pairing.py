@@ -193,14 +193,20 @@ def _heap_pop(HEAP, CNT):
     return inst, serial
 
 
+@numba.njit(cache=True, inline="always")
+def _take_slot(FREE, CNT, free_count, used_count):
+    """A row of a table: the last one freed (``FREE[:CNT[free_count]]``), else a new one at ``CNT[used_count]``."""
+    if CNT[free_count] > 0:
+        CNT[free_count] -= 1
+        return FREE[CNT[free_count]]
+    row = CNT[used_count]
+    CNT[used_count] += 1
+    return row
+
+
 @numba.njit(cache=True)
 def _new_session(SES, FREE_S, CNT, inst, tid, t):
-    if CNT[C_FREE_S] > 0:
-        CNT[C_FREE_S] -= 1
-        s = FREE_S[CNT[C_FREE_S]]
-    else:
-        s = CNT[C_SES]
-        CNT[C_SES] += 1
+    s = _take_slot(FREE_S, CNT, C_FREE_S, C_SES)
     for c in range(NSES):
         SES[s, c] = -1
     SES[s, S_INST] = inst
@@ -322,12 +328,7 @@ def _enqueue(INS, ENT, SES, ROWS, FREE_S, FREE_E, CNT, table, inst, tbl, tid, s,
     if e < 0:
         if INS[inst, IN_QCOUNT + tbl] > max_ids:
             _write_table(INS, ENT, SES, ROWS, FREE_S, FREE_E, CNT, table, inst, tbl)
-        if CNT[C_FREE_E] > 0:
-            CNT[C_FREE_E] -= 1
-            e = FREE_E[CNT[C_FREE_E]]
-        else:
-            e = CNT[C_ENT]
-            CNT[C_ENT] += 1
+        e = _take_slot(FREE_E, CNT, C_FREE_E, C_ENT)
         ENT[e, EN_KEY] = key
         ENT[e, EN_HEAD] = -1
         ENT[e, EN_TAIL] = -1
@@ -466,12 +467,7 @@ def _event(TUP, INS, ENT, SES, HEAP, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, h
             _finalize(TUP, INS, ENT, SES, ROWS, FREE_S, FREE_I, FREE_E, CNT, table, inst)
         return
     if inst < 0:
-        if CNT[C_FREE_I] > 0:
-            CNT[C_FREE_I] -= 1
-            inst = FREE_I[CNT[C_FREE_I]]
-        else:
-            inst = CNT[C_INST]
-            CNT[C_INST] += 1
+        inst = _take_slot(FREE_I, CNT, C_FREE_I, C_INST)
         for c in range(NIN):
             INS[inst, c] = -1
         INS[inst, IN_TUPLE] = tup
