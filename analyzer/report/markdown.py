@@ -8,26 +8,20 @@ line breaks become spaces.
 from __future__ import annotations
 
 import html
-import math
 import re
 
-import numpy as np
 import pandas as pd
 
-from .model import SECTION_TITLES, TABLE_TITLES, Report
+from .model import SECTION_TITLES, TABLE_TITLES, Report, number_text
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|#])")
 
 
 def escape(value) -> str:
     """Text safe in a Markdown table cell."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        return f"{int(value):,}"
-    if isinstance(value, (float, np.floating)):
-        number = float(value)
-        return f"{int(number):,}" if number.is_integer() and abs(number) < 1e15 else f"{number:,.6g}"
+    number = number_text(value, lambda x: f"{x:,.6g}")
+    if number is not None:
+        return number
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     text = html.escape(str(value), quote=False)

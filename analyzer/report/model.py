@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from . import apps, sections
@@ -44,6 +46,23 @@ APP_NOTES = {
     "http": "Zeek http.log: one row per request/response pair.",
     "smtp": "Zeek smtp.log: one row per mail transaction.",
 }
+
+
+def number_text(value, float_text) -> str | None:
+    """A table cell's text for the Markdown and terminal reports when it is a number or a null.
+
+    "" for a null, integers with thousands separators (whole floats too),
+    other floats through ``float_text(float)``; None for anything else
+    (each renderer writes those its own way).
+    """
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return f"{int(number):,}" if number.is_integer() and abs(number) < 1e15 else float_text(number)
+    return None
 
 
 @dataclass

@@ -6,15 +6,13 @@ rich markup (``[bold]`` in a hostname stays literal).
 
 from __future__ import annotations
 
-import math
 
-import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .model import SECTION_TITLES, TABLE_TITLES, Report
+from .model import SECTION_TITLES, TABLE_TITLES, Report, number_text
 
 #: The tables shown per section on the terminal (others are in the written report).
 TERMINAL_TABLES = {
@@ -35,16 +33,8 @@ HIDDEN = {("hierarchy", "protocols"): {"protocol", "depth"},
 
 
 def _cell(value) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        return f"{int(value):,}"
-    if isinstance(value, (float, np.floating)):
-        number = float(value)
-        if number.is_integer() and abs(number) < 1e15:
-            return f"{int(number):,}"
-        return f"{number:,.3f}".rstrip("0").rstrip(".")
-    return str(value)
+    number = number_text(value, lambda x: f"{x:,.3f}".rstrip("0").rstrip("."))
+    return str(value) if number is None else number
 
 
 def print_report(report: Report, console: Console | None = None, rows: int = 10) -> None:
