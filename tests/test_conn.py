@@ -191,6 +191,22 @@ def test_udp_flip_from_server_port():
     assert row(frame)["history"] == "D"
 
 
+def test_dns_response_first_from_originator_flips_roles():
+    """Zeek's DNS analyzer flips a connection whose first message, sent by the originator, is a response."""
+    from scapy.layers.dns import DNS, DNSQR
+    response = DNS(id=7, qr=1, qd=DNSQR(qname="a."))
+    frame, _ = conn_frame([Ether() / IP(src=A, dst=B) / UDP(sport=40000, dport=53) / response])
+    r = row(frame)
+    assert (r["id.orig_h"], r["id.orig_p"], r["id.resp_h"], r["id.resp_p"]) == (B, 53, A, 40000)
+    # The letters keep their case (Zeek's FlipRoles leaves the history alone): the packet is now the responder's.
+    assert (r["history"], r["orig_pkts"], r["resp_pkts"]) == ("D^", 0, 1)
+    # A query first, a multicast responder, or a payload shorter than a DNS header: no flip.
+    query = DNS(id=7, qr=0, qd=DNSQR(qname="a."))
+    for dst, payload in ((B, query), ("224.0.0.251", response), (B, bytes(response)[:11])):
+        frame, _ = conn_frame([Ether() / IP(src=A, dst=dst) / UDP(sport=40000, dport=53) / payload])
+        assert (row(frame)["id.orig_h"], row(frame)["history"]) == (A, "D")
+
+
 def test_udp_request_reply_sizes():
     frames = [Ether() / IP(src=A, dst=B) / UDP(sport=40000, dport=53) / (b"q" * 30),
               Ether() / IP(src=B, dst=A) / UDP(sport=53, dport=40000) / (b"r" * 70)]

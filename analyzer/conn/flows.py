@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from . import state as S
-from .state import (V_ACK, V_BCAST, V_CHKOK, V_DHI, V_DLO, V_DPORT, V_FLAGS, V_FRAME, V_FULL, V_IPLEN,
+from .state import (V_ACK, V_BCAST, V_CHKOK, V_DHI, V_DLO, V_DNSQR, V_DPORT, V_FLAGS, V_FRAME, V_FULL, V_IPLEN,
                     V_IPPROTO, V_ONEWAY, V_OUTER, V_PA, V_PB, V_PKIND, V_PLEN, V_PROTO, V_ROW, V_SEQ, V_SHI,
                     V_SLO, V_SPORT, V_TS, V_VER, V_WIN)
 
@@ -235,6 +235,11 @@ def build_events(batch, fields, validate: bool = True, drop_rows=None) -> np.nda
     if is_udp.any():
         u = np.flatnonzero(is_udp & (l4s + 6 <= frame_end))
         udp_len[u] = (data[l4s[u] + 4].astype(np.int64) << 8) | data[l4s[u] + 5]
+    # The DNS header's QR bit (RFC 1035 §4.1.1: bit 7 of byte 2), where a UDP payload holds a header.
+    dns_qr = np.full(n, -1, dtype=np.int64)
+    if is_udp.any():
+        u = np.flatnonzero(is_udp & ok_pstart & (pend - pstart >= 12) & (udp_len - 8 >= 12))
+        dns_qr[u] = data[pstart[u] + 2] >> 7
     pay_len = np.empty(n, dtype=np.int64)
     ip_ok = np.empty(n, dtype=np.bool_)
     l4_ok = np.empty(n, dtype=np.bool_)
@@ -262,7 +267,7 @@ def build_events(batch, fields, validate: bool = True, drop_rows=None) -> np.nda
                   proto, version, shi, slo, dhi, dlo, iplen, l4_ok, sport, dport,
                   _col(fields, "_tcp.seq")[0], _col(fields, "_tcp.ack")[0], flags,
                   _col(fields, "_tcp.window")[0], tlen, pend - pstart, udp_len, itype, icode,
-                  frame_end - l4s, pay_len, ICMP4_COUNTERPART, ICMP6_COUNTERPART,
+                  frame_end - l4s, pay_len, dns_qr, ICMP4_COUNTERPART, ICMP6_COUNTERPART,
                   ohs, ols, ohd, old, ok_outer, outer_udp_candidate, usp, udp_dport, ulen_field, ok4,
                   outer_iplen)
     return events[:k]
@@ -271,7 +276,7 @@ def build_events(batch, fields, validate: bool = True, drop_rows=None) -> np.nda
 @njit(cache=True)
 def _assemble(ev, ts, first_number, inner, is_tcp, is_udp, ok_ip, proto, version, shi, slo, dhi, dlo,
               iplen, l4_ok, sport, dport, seq, ack, flags, window, tlen, payload_captured, udp_len, itype,
-              icode, l4_captured, pay_len, icmp4_counterpart, icmp6_counterpart, ohs, ols, ohd, old,
+              icode, l4_captured, pay_len, dns_qr, icmp4_counterpart, icmp6_counterpart, ohs, ols, ohd, old,
               ok_outer, outer_udp_candidate, usp, udp_dport, ulen_field, ok4, outer_iplen):
     """Write the events of one batch into ``ev`` in processing order; returns how many.
 
@@ -306,6 +311,7 @@ def _assemble(ev, ts, first_number, inner, is_tcp, is_udp, ok_ip, proto, version
             e[V_CHKOK] = 1
             e[V_BCAST] = old[i] == (IPV4_MAPPED | 0xFFFFFFFF)
             e[V_OUTER] = 1
+            e[V_DNSQR] = -1
             k += 1
         if not inner[i]:
             continue
@@ -320,6 +326,7 @@ def _assemble(ev, ts, first_number, inner, is_tcp, is_udp, ok_ip, proto, version
         e[V_IPLEN] = iplen[i]
         e[V_CHKOK] = l4_ok[i]
         e[V_BCAST] = dlo[i] == (IPV4_MAPPED | 0xFFFFFFFF)
+        e[V_DNSQR] = dns_qr[i]
         if is_tcp[i]:
             e[V_PROTO] = S.TCP
             e[V_SPORT] = sport[i]

@@ -22,7 +22,8 @@ once-per-direction masks, the sequence-number rule for repeated S/H/F/R, and the
 10, 100, 1000… rule for C/T/W/G; relative sequence numbers with wrap-around;
 endpoint sizes from sequence numbers; a one-hole reassembly model for content
 gaps (``g`` and ``missed_bytes``); role flips (``^``) at creation (likely server
-ports, SYN-ACK first) and on a SYN/SYN-ACK reversal; connection reuse on a new
+ports, SYN-ACK first), on a SYN/SYN-ACK reversal, and when the first DNS message on
+a DNS port is a response from the originator (Zeek's DNS analyzer); connection reuse on a new
 SYN; removal after the close delay, the attempt timer, linger, and inactivity
 timeouts; bad checksums (dropped as Zeek does, with ``C``/``c``).
 """
@@ -42,7 +43,7 @@ K_NPAR, K_P1A, K_P1B, K_P2A, K_P2B, K_MISSED, K_INUSE = 21, 22, 23, 24, 25, 26, 
 K_CK0 = 28           # 6 columns of canonical key: a_hi, a_lo, b_hi, b_lo, ports, proto|oneway
 K_VER = 34
 K_FIRSTACK = 35
-K_DNS = 36           # UDP connection to a DNS port (Zeek's DNS analyzer times it out)
+K_DNS = 36           # UDP connection to a DNS port: 0 no, 1 no DNS message yet, 2 after the first one
 K_CUR = 37           # frame number of the packet being processed (stamps history letters)
 E_BASE = 38
 # ---- endpoint columns (offset E_BASE + endpoint * EF) ----------------------------
@@ -80,7 +81,8 @@ M32 = 0xFFFFFFFF
 V_ROW, V_TS, V_FRAME, V_PROTO, V_IPPROTO, V_VER, V_SHI, V_SLO, V_DHI, V_DLO = range(10)
 V_SPORT, V_DPORT, V_ONEWAY, V_IPLEN, V_SEQ, V_ACK, V_FLAGS, V_WIN, V_PLEN = range(10, 19)
 V_FULL, V_CHKOK, V_PKIND, V_PA, V_PB, V_BCAST, V_OUTER = range(19, 26)
-EV_N = 26
+V_DNSQR = 26         # QR bit of a UDP payload that holds a DNS header (12 bytes or more), else -1
+EV_N = 27
 
 
 def new_table():
@@ -344,6 +346,14 @@ def _connection_closed(C, s, ep, t):
     complete = C[s, b + E_ST] == RESET or C[s, pb + E_DIDC] or C[s, pb + E_ST] == INACTIVE
     if complete and C[s, K_CLOSEDEL] < 0:
         C[s, K_CLOSEDEL] = C[s, K_LAST] + TCP_CLOSE_DELAY
+
+
+@njit(cache=True)
+def _multicast(hi, lo):
+    """Whether the address (``hi``, ``lo``: IPv6, or IPv4-mapped) is multicast: 224.0.0.0/4, ff00::/8."""
+    if hi == 0 and (lo >> 32) == 0xFFFF:
+        return (lo & 0xF0000000) == 0xE0000000
+    return ((hi >> 56) & 0xFF) == 0xFF
 
 
 @njit(cache=True)
@@ -742,6 +752,14 @@ def process_events(EV, C, H, table, free, n_free, done, n_done, serial, likely_t
                     C[s, b + E_SIZE] = ln
                 else:
                     C[s, b + E_SIZE] += ln
+                if C[s, K_DNS] == 1 and EV[i, V_DNSQR] >= 0:
+                    # Zeek's DNS analyzer: when the first message it parses is a response (QR 1)
+                    # sent by the originator, the roles are flipped, unless the responder is a
+                    # multicast address (DNS_Interpreter::ParseMessage, first_message).
+                    C[s, K_DNS] = 2
+                    if EV[i, V_DNSQR] == 1 and _is_orig(C, s, ep) and not _multicast(C[s, K_RHI],
+                                                                                     C[s, K_RLO]):
+                        _flip(C, H, s)
         else:
             if EV[i, V_CHKOK]:
                 C[s, K_LAST] = t
