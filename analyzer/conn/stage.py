@@ -361,6 +361,12 @@ class ConnStage:
         self._removed_services.add((conn, name))
 
     def _service_text(self, uid: str, serial: int) -> str | None:
+        by_uid, by_serial = self._services.get(uid), self._services.get(serial)
+        if (by_uid is None) != (by_serial is None) and not self._removed_services:
+            # The common case, one service recorded one way: nothing to merge, order or remove.
+            names = by_uid or by_serial
+            if len(names) == 1:
+                return names[0].lower() or None
         names = self._services.get(uid, []) + [x for x in self._services.get(serial, [])
                                                if x not in self._services.get(uid, [])]
         inf = float("inf")
