@@ -165,6 +165,23 @@ def test_content_gap_counts_missed_bytes():
     assert "g" in r["history"].lower()
 
 
+@pytest.mark.parametrize("sent,missed", [
+    ([0, 2, 4], 20),           # two holes, the blocks in order
+    ([4, 2, 0], 20),           # the same blocks arriving backwards
+    # Eleven blocks held out of order, three more than NBLK (8): the closest are joined, three
+    # of the eleven 10-byte holes go uncounted.
+    ([0, 3, 1, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23], 80),
+])
+def test_every_hole_an_acknowledgement_passes_is_missed(sent, missed):
+    """Zeek counts each hole the peer acknowledges (TCP_Reassembler::Undelivered), not only the first."""
+    frames = exchange([("o", "S"), ("r", "SA"), ("o", "A")])
+    for k in sent:
+        frames.append(tcp(A, B, 40000, 8080, "PA", seq=1001 + 10 * k, ack=5001, payload=bytes([65 + k]) * 10))
+    frames.append(tcp(B, A, 8080, 40000, "A", seq=5001, ack=1001 + 10 * (max(sent) + 1)))
+    frame, _ = conn_frame(frames)
+    assert row(frame)["missed_bytes"] == missed
+
+
 # ---- timeouts, UDP flip, ICMP keying, determinism -------------------------------------------
 
 def test_udp_inactivity_timeout_splits():

@@ -20,8 +20,9 @@ copied): endpoint states (INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL,
 ESTABLISHED, CLOSED, RESET) and their transitions; history letters with the
 once-per-direction masks, the sequence-number rule for repeated S/H/F/R, and the
 10, 100, 1000… rule for C/T/W/G; relative sequence numbers with wrap-around;
-endpoint sizes from sequence numbers; a one-hole reassembly model for content
-gaps (``g`` and ``missed_bytes``); role flips (``^``) at creation (likely server
+endpoint sizes from sequence numbers; a reassembly model for content gaps (``g``
+and ``missed_bytes``) holding up to ``NBLK`` out-of-order blocks, so each hole an
+acknowledgement passes counts, as in Zeek's ``TCP_Reassembler::Undelivered``; role flips (``^``) at creation (likely server
 ports, SYN-ACK first), on a SYN/SYN-ACK reversal, and when the first DNS message on
 a DNS port is a response from the originator (Zeek's DNS analyzer); connection reuse on a new
 SYN; removal after the close delay, the attempt timer, linger, and inactivity
@@ -50,8 +51,13 @@ E_BASE = 38
 E_ST, E_PREV, E_SSEQ, E_LSEQ, E_ASEQ, E_SW, E_AW = 0, 1, 2, 3, 4, 5, 6
 E_FINC, E_RSTC, E_FINSEQ, E_HSYN, E_HFIN, E_HRST, E_DIDC = 7, 8, 9, 10, 11, 12, 13
 E_PKTS, E_IPB, E_SIZE, E_RXC, E_RXT, E_W0C, E_W0T = 14, 15, 16, 17, 18, 19, 20
-E_GC, E_GT, E_CC, E_CT, E_REAS, E_TRIM, E_PS, E_PE, E_SEEN = 21, 22, 23, 24, 25, 26, 27, 28, 29
-EF = 30
+E_GC, E_GT, E_CC, E_CT, E_REAS, E_TRIM, E_SEEN, E_NBLK = 21, 22, 23, 24, 25, 26, 27, 28
+# Out-of-order data held by the reassembly model: up to NBLK disjoint [start, end) blocks,
+# sorted, from E_BLK (start) and E_BLK + 1 (end) on, E_NBLK of them in use (room for one
+# more while a block is inserted).
+NBLK = 8
+E_BLK = 29
+EF = E_BLK + 2 * (NBLK + 1)
 NF = E_BASE + 2 * EF
 HMAX = 48            # history letters kept per connection (Zeek has no cap; real ones stay far below)
 HSTRIDE = 5 * HMAX   # letters, then a uint32 frame number per letter
@@ -269,18 +275,89 @@ def _gap(C, H, s, ep, length):
 
 
 @njit(cache=True)
+def _drop_blocks(C, s, b, k):
+    """Forget the first ``k`` out-of-order blocks of the endpoint at column ``b``."""
+    n = C[s, b + E_NBLK]
+    for j in range(k, n):
+        C[s, b + E_BLK + 2 * (j - k)] = C[s, b + E_BLK + 2 * j]
+        C[s, b + E_BLK + 2 * (j - k) + 1] = C[s, b + E_BLK + 2 * j + 1]
+    C[s, b + E_NBLK] = n - k
+
+
+@njit(cache=True)
+def _absorb_blocks(C, s, b, reas):
+    """Extend the in-order point ``reas`` over the blocks it reaches (and drop them); returns it."""
+    n = C[s, b + E_NBLK]
+    k = 0
+    while k < n and C[s, b + E_BLK + 2 * k] <= reas:
+        reas = max(reas, C[s, b + E_BLK + 2 * k + 1])
+        k += 1
+    if k:
+        _drop_blocks(C, s, b, k)
+    return reas
+
+
+@njit(cache=True)
+def _insert_block(C, s, b, start, end):
+    """Hold ``[start, end)`` out of order: merged with the blocks it overlaps or touches.
+
+    Past NBLK blocks, the two closest ones are joined: the hole between them is
+    then never counted (Zeek keeps every block; NBLK holes at once are rare).
+    """
+    n = C[s, b + E_NBLK]
+    j = 0
+    while j < n and C[s, b + E_BLK + 2 * j + 1] < start:
+        j += 1
+    k = j
+    while k < n and C[s, b + E_BLK + 2 * k] <= end:
+        start = min(start, C[s, b + E_BLK + 2 * k])
+        end = max(end, C[s, b + E_BLK + 2 * k + 1])
+        k += 1
+    # Blocks j..k-1 become the one block [start, end).
+    shift = 1 - (k - j)
+    if shift > 0:
+        for m in range(n - 1, k - 1, -1):
+            C[s, b + E_BLK + 2 * (m + 1)] = C[s, b + E_BLK + 2 * m]
+            C[s, b + E_BLK + 2 * (m + 1) + 1] = C[s, b + E_BLK + 2 * m + 1]
+    elif shift < 0:
+        for m in range(k, n):
+            C[s, b + E_BLK + 2 * (m + shift)] = C[s, b + E_BLK + 2 * m]
+            C[s, b + E_BLK + 2 * (m + shift) + 1] = C[s, b + E_BLK + 2 * m + 1]
+    C[s, b + E_BLK + 2 * j] = start
+    C[s, b + E_BLK + 2 * j + 1] = end
+    n += shift
+    if n > NBLK:
+        best, at = -1, 0
+        for m in range(n - 1):
+            hole = C[s, b + E_BLK + 2 * (m + 1)] - C[s, b + E_BLK + 2 * m + 1]
+            if best < 0 or hole < best:
+                best, at = hole, m
+        C[s, b + E_BLK + 2 * at + 1] = C[s, b + E_BLK + 2 * (at + 1) + 1]
+        for m in range(at + 2, n):
+            C[s, b + E_BLK + 2 * (m - 1)] = C[s, b + E_BLK + 2 * m]
+            C[s, b + E_BLK + 2 * (m - 1) + 1] = C[s, b + E_BLK + 2 * m + 1]
+        n -= 1
+    C[s, b + E_NBLK] = n
+
+
+@njit(cache=True)
 def _undelivered(C, H, s, ep, up_to):
+    """Data up to ``up_to`` was acknowledged: each hole before it is a content gap (Zeek's Undelivered)."""
     b = _eb(ep)
     if up_to <= 2 and C[s, K_PARTIAL]:
         return
     reas = C[s, b + E_REAS]
-    ps, pe = C[s, b + E_PS], C[s, b + E_PE]
-    if pe > ps and ps < up_to and pe > reas:
-        if ps > reas:
-            _gap(C, H, s, ep, ps - reas)
-        reas = max(reas, pe)
-        C[s, b + E_PS] = 0
-        C[s, b + E_PE] = 0
+    n = C[s, b + E_NBLK]
+    k = 0
+    while k < n and C[s, b + E_BLK + 2 * k] < up_to:
+        ps, pe = C[s, b + E_BLK + 2 * k], C[s, b + E_BLK + 2 * k + 1]
+        if pe > reas:
+            if ps > reas:
+                _gap(C, H, s, ep, ps - reas)
+            reas = pe
+        k += 1
+    if k:
+        _drop_blocks(C, s, b, k)
     if up_to > reas:
         _gap(C, H, s, ep, up_to - reas)
         reas = up_to
@@ -316,23 +393,9 @@ def _data_sent(C, s, ep, seq, length):
         seq = trim
     reas = C[s, b + E_REAS]
     if seq <= reas:
-        if upper > reas:
-            reas = upper
-        ps, pe = C[s, b + E_PS], C[s, b + E_PE]
-        if pe > ps and ps <= reas:
-            if pe > reas:
-                reas = pe
-            C[s, b + E_PS] = 0
-            C[s, b + E_PE] = 0
-        C[s, b + E_REAS] = reas
+        C[s, b + E_REAS] = _absorb_blocks(C, s, b, max(reas, upper))
     else:
-        ps, pe = C[s, b + E_PS], C[s, b + E_PE]
-        if pe > ps:
-            C[s, b + E_PS] = min(ps, seq)
-            C[s, b + E_PE] = max(pe, upper)
-        else:
-            C[s, b + E_PS] = seq
-            C[s, b + E_PE] = upper
+        _insert_block(C, s, b, seq, upper)
 
 
 # ---- TCP ------------------------------------------------------------------------
