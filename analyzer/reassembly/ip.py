@@ -14,7 +14,8 @@ What it does, and where it follows Zeek (``src/Frag.cc``) or the RFCs:
   fields say fragment (the dissector can lose ``_ip.fragment`` on a
   non-first fragment, see :meth:`FragmentReassembler.feed`).  Fragments are
   rare, so each is handled in Python: its IP header is found again in the
-  frame bytes (see :func:`_locate`) and parsed.
+  frame bytes (:func:`~analyzer.reassembly.locate.header_starts`, one
+  compiled pass per batch) and parsed.
 * Reassembled datagrams can hold fragments in turn (a fragmented tunnel
   whose inner packet was fragmented too): dissect the returned batch and
   feed it back with ``frame_numbers``.
@@ -79,6 +80,7 @@ Incomplete datagrams at the end of the capture are dropped without a weird
 from __future__ import annotations
 
 import dataclasses
+import struct
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 
@@ -87,6 +89,7 @@ import numpy as np
 from captures.batch import PacketBatch
 
 from .events import Weird
+from .locate import FOUND, INCOMPLETE, header_starts
 
 LINKTYPE_IPV4, LINKTYPE_IPV6 = 228, 229
 DEFAULT_TIMEOUT_NS = 60 * 1_000_000_000
@@ -201,7 +204,7 @@ class FragmentReassembler:
             # Work-around: dissectors.ipv6 walks on past the fragment header of a non-first
             # fragment, into its data, and may drop the row (and ``_ip.fragment``) when those
             # bytes look like a broken extension header.  Take IPv6 fragments from the
-            # fragment header fields as well; _locate re-parses the header chain anyway.
+            # fragment header fields as well; the header chain is parsed again from the frame anyway.
             chosen = chosen | (valid["ipv6.fraghdr.offset"] & ((offset6 != 0) | (more6 != 0))
                                & valid["_ip.version"] & (values["_ip.version"] == 6))
         rows = np.flatnonzero(chosen)
@@ -212,11 +215,23 @@ class FragmentReassembler:
         out_ts: list[int] = []
         out_iface: list[int] = []
         out_numbers: list[int] = []
-        for row in rows.tolist():
-            number = int(frame_numbers[row]) if frame_numbers is not None else batch.first_number + row
-            ts = int(batch.ts_ns[row])
+        starts, statuses = header_starts(batch, values, valid, rows)
+        numbers = (np.asarray(frame_numbers)[rows] if frame_numbers is not None
+                   else rows + batch.first_number).tolist()
+        # Where these columns are missing every status is MISSING and the zeros are never read.
+        versions, lengths = (values[name][rows] if name in values else np.zeros(len(rows), dtype=np.int64)
+                             for name in ("_ip.version", "_ip.len"))
+        data = batch.data
+        for row, number, ts, start, status, version, length in zip(
+                rows.tolist(), numbers, batch.ts_ns[rows].tolist(), starts.tolist(), statuses.tolist(),
+                versions.tolist(), lengths.tolist()):
             self._expire(ts)
-            fragment = _locate(batch, values, valid, row, self._weirds, number)
+            if status != FOUND:
+                if status == INCOMPLETE:
+                    self._weird(number, "incompletely_captured_fragment")
+                continue
+            packet = data[start:start + length].tobytes()
+            fragment = _parse_v4(packet) if version == 4 else _parse_v6(packet)
             if fragment is None:
                 continue
             datagram = self._add(fragment, ts, number)
@@ -435,69 +450,10 @@ def _build(d: _Datagram, payload: bytes) -> bytes:
 
 def _checksum(header: bytes | bytearray) -> int:
     """RFC 1071 Internet checksum of an IPv4 header (even length)."""
-    total = sum(int.from_bytes(header[i:i + 2], "big") for i in range(0, len(header), 2))
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
-
-
-def _locate(batch: PacketBatch, values: dict, valid: dict, row: int, weirds: list, number: int
-            ) -> _Fragment | None:
-    """Find and parse the innermost IP header of fragment ``row`` in its frame bytes.
-
-    The dissector's hidden columns give the innermost header's version,
-    addresses and length (``_ip.len``), not its offset.  The header is the
-    first place in the frame where the version nibble, both addresses and
-    the length field all match: an encapsulating IP header has the same
-    addresses only with a larger length, and anything before the header
-    matching 9 (IPv4) or 35 (IPv6) chosen bytes by chance is not a concern.
-    """
-    version = int(values["_ip.version"][row]) if valid.get("_ip.version", _NONE)[row] else 0
-    if version not in (4, 6) or not valid.get("_ip.len", _NONE)[row]:
-        return None
-    start = int(batch.offset[row])
-    frame = batch.data[start:start + int(batch.cap_len[row])].tobytes()
-    wire = max(int(batch.wire_len[row]), len(frame))
-    ip_len = int(values["_ip.len"][row])
-    if version == 4:
-        if not (valid.get("_ip.src4", _NONE)[row] and valid.get("_ip.dst4", _NONE)[row]):
-            return None
-        pattern = (int(values["_ip.src4"][row]).to_bytes(4, "big")
-                   + int(values["_ip.dst4"][row]).to_bytes(4, "big"))
-        back = 12
-    else:
-        if not (valid.get("_ip.src6", _NONE)[row] and valid.get("_ip.dst6", _NONE)[row]):
-            return None
-        pattern = values["_ip.src6"][row].tobytes() + values["_ip.dst6"][row].tobytes()
-        back = 8
-    at = frame.find(pattern, back)
-    while at >= 0:
-        p = at - back
-        if frame[p] >> 4 == version:
-            stated = (int.from_bytes(frame[p + 2:p + 4], "big") if version == 4
-                      else IPV6_HEADER + int.from_bytes(frame[p + 4:p + 6], "big"))
-            if stated == ip_len:
-                break
-        at = frame.find(pattern, at + 1)
-    else:
-        return None
-    if p + ip_len > wire:
-        return None       # the dissector reported truncated_IP
-    if p + ip_len > len(frame):
-        weirds.append(Weird(number, "incompletely_captured_fragment"))
-        return None
-    packet = frame[p:p + ip_len]
-    return _parse_v4(packet) if version == 4 else _parse_v6(packet)
-
-
-class _Missing:
-    """Stands for the validity mask of a column the dissector never created."""
-
-    def __getitem__(self, row):
-        return False
-
-
-_NONE = _Missing()
 
 
 def _parse_v4(packet: bytes) -> _Fragment | None:
