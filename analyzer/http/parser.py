@@ -129,33 +129,27 @@ _BOUNDARY = re.compile(rb"""boundary[ \t]*=[ \t]*(?:"([^"]*)"|([^; \t]*))""", re
 _RESYNC_REQUEST = re.compile(rb"(?:" + b"|".join(sorted(HTTP_METHODS)) + rb") +\S+ +HTTP/1\.[01]\s*\Z")
 _RESYNC_REPLY = re.compile(rb"HTTP/1\.[01] +[0-9]{3}(?: |\Z)")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+_DIGITS = re.compile(rb"[0-9]+")
+_HEX_DIGITS = re.compile(rb"[0-9a-fA-F]+")
 
 
 def atoi(data: bytes, base: int) -> int | None:
     """Zeek's ``util::atoi_n``: optional '-', digits up to the first non-digit (none at all: None).
 
-    A value that does not fit a signed 64-bit integer is None too (Zeek's
-    overflow check: a 2**64 chunk size is a bad chunk size).
+    ``base``: 10 or 16.  A value that does not fit a signed 64-bit integer is
+    None too (Zeek's overflow check: a 2**64 chunk size is a bad chunk size).
     """
     negative = data[:1] == b"-"
-    if negative:
-        data = data[1:]
-    n = 0
-    count = 0
-    for c in data:
-        if 48 <= c <= 57:
-            d = c - 48
-        elif base == 16 and 97 <= c <= 102:
-            d = c - 87
-        elif base == 16 and 65 <= c <= 70:
-            d = c - 55
-        else:
-            break
-        n = n * base + d
-        count += 1
-        if n > INT64_MAX:
-            return None
-    if count == 0:
+    m = (_HEX_DIGITS if base == 16 else _DIGITS).match(data, 1 if negative else 0)
+    if m is None:
+        return None
+    digits = m.group().lstrip(b"0")
+    # More significant digits than INT64_MAX has (19 decimal, 16 hex) overflow; (int() is not given them:
+    # Python refuses to convert over 4300 decimal digits).
+    if len(digits) > (16 if base == 16 else 19):
+        return None
+    n = int(digits, base) if digits else 0
+    if n > INT64_MAX:
         return None
     return -n if negative else n
 
@@ -274,7 +268,8 @@ class _Message:
 
     __slots__ = ("body_length", "boundary", "chunked", "content_length", "content_type", "encoding", "end_of_data",
                  "expect_100", "expect_body", "expect_data_length", "file", "finished", "folds", "header",
-                 "in_header", "is_orig", "is_partial_content", "part", "range_length", "session", "zip")
+                 "in_header", "is_orig", "is_partial_content", "part", "plain_identity", "range_length", "session",
+                 "zip")
 
     def __init__(self, session: "HttpSession", is_orig: bool, expect_body: int):
         self.session = session
@@ -298,11 +293,32 @@ class _Message:
         self.end_of_data = False
         self.finished = False
         self.file = None
+        # Reading a Content-Length body without content coding (set by _all_headers, cleared by eod): deliver()
+        # then only counts the bytes and keeps the first BOF_BYTES for sniffing, without going through the tests
+        # of the other kinds of body (none of which can change until eod).
+        self.plain_identity = False
 
     # -- lines and bytes in ------------------------------------------------------------------------
 
     def deliver(self, data: bytes, crlf: bool) -> None:
         """HTTP_Entity::Deliver: a line (``crlf``) or plain bytes."""
+        if self.plain_identity and data:
+            n = len(data)
+            self.body_length += n
+            file = self.file
+            if file is None or not file.started:
+                self._clear_start(data)
+            else:
+                if len(file.bof) < BOF_BYTES:
+                    file.bof += data[:BOF_BYTES - len(file.bof)]
+                if file.data is not None:
+                    file.data += data
+                file.size += n
+            self.expect_data_length -= n
+            if self.expect_data_length <= 0:
+                self.session.set_plain(self.is_orig, 0)
+                self.eod()
+            return
         if self.end_of_data:
             return
         if self.in_header:
@@ -403,11 +419,15 @@ class _Message:
                 self.folds = 1
         self.session.current = self.session._set_state(self.is_orig)
 
+    def end_headers(self) -> None:
+        """The empty line ending the headers (in a header, not yet at end of data)."""
+        self._finish_header()
+        self.in_header = False
+        self._all_headers()
+
     def _header_line(self, line: bytes) -> None:
         if not line:
-            self._finish_header()
-            self.in_header = False
-            self._all_headers()
+            self.end_headers()
         elif line[0] in (32, 9):
             if self.header is not None:
                 self.header += line
@@ -567,6 +587,7 @@ class _Message:
         elif self.content_length >= 0:
             if self.content_length > 0:
                 self.expect_data_length = self.content_length
+                self.plain_identity = self.encoding == IDENTITY
                 session.set_plain(self.is_orig, self.content_length)
             else:
                 self.eod()
@@ -708,6 +729,7 @@ class _Message:
         """HTTP_Entity::EndOfData: the entity is complete (flushes the decompressor, ends the message)."""
         if self.end_of_data:
             return
+        self.plain_identity = False
         if self.zip:
             try:
                 out = self.zip.flush()
@@ -723,18 +745,29 @@ class _Message:
             self._all_headers()
         if self.part is not None:
             self._end_part()
-        self.session.end_entity(self.is_orig)
-        self.done()
+        info = self.session._set_state(self.is_orig)       # (HttpSession.end_entity)
+        info.current_entity = None
+        if not self.finished:
+            self.finished = True
+            self._message_done(info)
 
     def done(self) -> None:
-        """HTTP_Message::Done: file end, http_message_done, then the analyzer's RequestMade/ReplyMade."""
+        """HTTP_Message::Done: the entity ends (eod) first, then file end, http_message_done and the analyzer's
+        RequestMade/ReplyMade (``_message_done``, which eod() calls once the entity is ended)."""
         if self.finished:
             return
+        if not self.end_of_data:
+            self.eod()
+            return
         self.finished = True
-        self.eod()
-        if self.file is not None and self.file.started:
-            self.session.file_end(self.file)
-        self.session.message_done(self.is_orig, self.body_length)
+        self._message_done(self.session._set_state(self.is_orig))
+
+    def _message_done(self, info: Transaction) -> None:
+        """The rest of HTTP_Message::Done; ``info``: the message's record (``_set_state``), the entity ended."""
+        file = self.file
+        if file is not None and file.started:
+            self.session.file_end(file)
+        self.session.message_done(self.is_orig, self.body_length, info)
 
     def undelivered(self, length: int) -> bool:
         """HTTP_Entity::Undelivered: a gap of ``length`` bytes; True when it fell inside a body of known length."""
@@ -811,6 +844,16 @@ class HttpSession:
         confirmed_ts: when (ns since the epoch) it was first confirmed.
         service_removed: a violation came after the confirmation (Zeek then drops the service).
     """
+
+    # Slots: read on every chunk, and more attributes than CPython keeps in a compact instance dict (30).
+    __slots__ = ("_remaining", "capture_passwords", "closed", "confirmed", "confirmed_ts", "connect_request",
+                 "connection_close", "current", "current_request", "current_response", "files", "frame", "keep_alive",
+                 "keep_bodies", "key", "line_frame", "line_ts", "num_replies", "num_requests", "on_tunnel", "orig",
+                 "pending", "reply_code", "reply_msg", "reply_ongoing", "reply_reason", "reply_state",
+                 "reply_version", "request_method", "request_msg", "request_ongoing", "request_state",
+                 "request_version", "resp", "resync_enabled", "rows", "service_removed", "start_frame",
+                 "trans_depth", "ts", "tunnel", "unanswered", "upgrade_connection", "upgrade_protocol", "upgraded",
+                 "weirds")
 
     def __init__(self, key=None, capture_passwords: bool = False, resync: bool = True, keep_bodies: bool = False,
                  on_tunnel=None):
@@ -931,7 +974,9 @@ class HttpSession:
                             msg.header_block(block)
                             pos = end + 4
                             self._remaining = data[pos:] if (self.connect_request or self.upgrade_connection) else b""
-                            self._line(is_orig, side, b"")
+                            msg.end_headers()              # the empty line (_line in EXPECT_MESSAGE)
+                            if not is_orig and self.connect_request:
+                                self._start_tunnel("protocol_data_with_HTTP_CONNECT_reply")
                             continue
             if side.crlf_only:
                 if side.buf[-1:] == b"\r" and data[pos] == 10:
@@ -958,7 +1003,10 @@ class HttpSession:
                     self._line(is_orig, side, line)
                 break
             end = m.start()
-            line, self.line_frame = side.take(data, pos, end, frame)
+            if side.buf:
+                line, self.line_frame = side.take(data, pos, end, frame)
+            else:
+                line, self.line_frame = data[pos:end], frame
             if data[end] == 13:
                 if end + 1 < n:
                     pos = end + 2 if data[end + 1] == 10 else end + 1
@@ -1076,8 +1124,10 @@ class HttpSession:
         self.request_ongoing = True
         self.unanswered.append(method)
         self.request_method = method
-        self._confirm()
-        if b"CONNECT".startswith(method.upper()):
+        if not self.confirmed:
+            self.confirmed_ts = self.ts
+            self.confirmed = True
+        if method != b"GET" and b"CONNECT".startswith(method.upper()):
             self.connect_request = True      # Zeek: strncasecmp(method, "CONNECT", len(method))
         self.ev_request(method, uri, version)
         self.request_msg = self._new_message(self.request_msg, True, BODY_MAYBE)
@@ -1210,7 +1260,7 @@ class HttpSession:
     def _new_message(self, old: _Message | None, is_orig: bool, expect_body: int) -> _Message:
         if old is not None and not old.finished:
             self.weird("HTTP_overlapping_messages")
-        self.begin_entity(is_orig)
+        self._set_state(is_orig).current_entity = [None]      # begin_entity
         return _Message(self, is_orig, expect_body)
 
     def _http09_reply(self, data: bytes) -> None:
@@ -1284,9 +1334,8 @@ class HttpSession:
         self.upgrade_protocol = b""
         self.reply_state = EXPECT_NOTHING if interrupted or self.upgraded else EXPECT_LINE
 
-    def message_done(self, is_orig: bool, body_length: int) -> None:
-        """http_message_done (both priorities), then HTTP_MessageDone."""
-        info = self._set_state(is_orig)
+    def message_done(self, is_orig: bool, body_length: int, info: Transaction) -> None:
+        """http_message_done (both priorities), then HTTP_MessageDone; ``info``: ``_set_state(is_orig)``."""
         if is_orig:
             info.request_body_len = body_length
         else:

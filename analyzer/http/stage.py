@@ -41,6 +41,7 @@ HTTP_PORTS = frozenset((80, 81, 631, 1080, 3128, 8000, 8080, 8888))
 
 _CLIENT = re.compile(rb"\s*(?:" + b"|".join(sorted(HTTP_METHODS, key=len, reverse=True)) + rb")\s")
 _SERVER = re.compile(rb"HTTP/[0-9]")
+_UNSEEN = object()          # feed_stream: a connection without an entry in HttpStage._sessions
 _DECIDE_BYTES = 16          # bytes of a direction needed to recognise it (fewer when it ends)
 _UNDECIDED_MAX = 64         # deliveries kept while undecided
 
@@ -82,13 +83,13 @@ class HttpStage:
         self.extractor = FileExtractor(extract_dir) if extract_dir is not None else None
         self.resync = resync
         self.on_tunnel = on_tunnel
-        self.skip_partial = True
         self.weirds: list[tuple[int, str, str | None]] = []
         self._sessions: dict = {}           # uid -> HttpSession | _Undecided | None (not HTTP)
         self._eofs: dict = {}               # uid -> directions ended
         # Per connection serial: 0 not seen yet, 1 first packet a SYN, 2 picked up mid-stream ("partial"),
         # 3 done with (not HTTP, or finished): the dict above then forgets it, so memory follows open sessions.
-        self._start = np.zeros(0, dtype=np.int8)
+        self._start_codes = bytearray()     # read per chunk (a bytearray item is a plain int) …
+        self._start = np.frombuffer(self._start_codes, dtype=np.int8)     # … written per batch (the same bytes)
         self._confirmed = set()
         self._columns = {name: [] for name in _ROW_FIELDS}
         self._pending: list = []            # (key, record values, proxied) not yet in _columns
@@ -109,9 +110,9 @@ class HttpStage:
         serials = serial[rows]
         top = int(serials.max()) + 1
         if top > len(self._start):
-            grown = np.zeros(max(top, 2 * len(self._start), 1024), dtype=np.int8)
-            grown[:len(self._start)] = self._start
-            self._start = grown
+            grown = bytearray(max(top, 2 * len(self._start_codes), 1024))
+            grown[:len(self._start_codes)] = self._start_codes
+            self._start_codes, self._start = grown, np.frombuffer(grown, dtype=np.int8)
         uids, first = np.unique(serials, return_index=True)
         new = self._start[uids] == 0
         if new.any():
@@ -122,26 +123,26 @@ class HttpStage:
 
     def feed_stream(self, delivery: Delivery) -> None:
         """One reassembled chunk (data, gap or end of stream) of one direction."""
-        uid = delivery.key.uid
-        session = self._sessions.get(uid, 0)
-        if session is None:
-            return
-        if session == 0 and uid.__class__ is int and 0 <= uid < len(self._start) and self._start[uid] >= 2:
-            return
+        key, is_orig, chunk = delivery
+        uid = key.uid
+        session = self._sessions.get(uid, _UNSEEN)
         if session.__class__ is HttpSession:
-            data, ts, gap_before, frame, eof = delivery.chunk
+            data, ts, gap_before, frame, eof = chunk
             if gap_before or eof or not data:
                 self._feed(session, delivery)
                 return
-            session.deliver(delivery.is_orig, data, ts, frame)     # (_feed for a chunk of data only)
+            session.deliver(is_orig, data, ts, frame)     # (_feed for a chunk of data only)
             if session.rows or session.weirds:
                 self._collect(session)
             return
-        if session == 0:
-            if self.skip_partial and uid.__class__ is int and 0 <= uid < len(self._start) and self._start[uid] == 2:
-                return                         # picked up mid-stream: Zeek's HTTP analyzer skips it
-            if delivery.key.resp_p in HTTP_PORTS:
-                session = self._new(delivery.key)
+        if session is None:
+            return
+        if session is _UNSEEN:
+            codes = self._start_codes
+            if uid.__class__ is int and 0 <= uid < len(codes) and codes[uid] >= 2:
+                return                         # done with (3), or picked up mid-stream (2: Zeek skips it)
+            if key.resp_p in HTTP_PORTS:
+                session = self._new(key)
                 self._feed(session, delivery)
                 return
             session = self._sessions[uid] = _Undecided()
@@ -226,8 +227,8 @@ class HttpStage:
 
     def _forget(self, uid) -> None:
         """Done with a connection: a mark in the serial array where possible, else a None in the dict."""
-        if uid.__class__ is int and 0 <= uid < len(self._start):
-            self._start[uid] = 3
+        if uid.__class__ is int and 0 <= uid < len(self._start_codes):
+            self._start_codes[uid] = 3
             self._sessions.pop(uid, None)
         else:
             self._sessions[uid] = None
