@@ -876,6 +876,88 @@ def test_capture_fragmented_syn_keeps_the_originator():
     assert stream_of(by[(key, True)]) == b"earlylate"
 
 
+# -- TCP: the compiled in-order pass (analyzer.reassembly.kernels) must change nothing ------------
+
+def mixed_capture(rng):
+    """Frames and integer uids of interleaved connections: in order, shuffled, lost segments, keep-alives,
+    retransmitted SYNs, RST endings, missing SYNs, a four-tuple reused with a new uid."""
+    conns = []
+    for n in range(10):
+        client = (f"10.0.0.{1 + n % 2}", 40000 + n % 3)          # some four-tuples come back
+        request, response = PAYLOAD[:rng.randrange(0, 400)], PAYLOAD[:rng.randrange(0, 900)]
+        frames = conversation(request, response, c_isn=rng.randrange(2**32), s_isn=rng.randrange(2**32),
+                              mss=rng.choice([7, 60, 500]), rng=rng if rng.random() < 0.3 else None,
+                              client=client)
+        if rng.random() < 0.3 and len(frames) > 6:               # a lost segment (ACKs give it up)
+            del frames[rng.randrange(3, len(frames) - 2)]
+        if rng.random() < 0.3:                                     # a keep-alive, a retransmitted SYN
+            frames.insert(4, tcp_frame(client, SERVER, 0, 0, "A", b"k"))
+            frames.insert(1, frames[0])
+        if rng.random() < 0.3:                                     # reset instead of the FINs
+            frames[-2:] = [tcp_frame(client, SERVER, 0, 0, "R")]
+        if rng.random() < 0.2:                                     # the SYN was not captured
+            frames = frames[1:]
+        conns.append((frames, n))
+    frames, uids = [], []
+    cursors = [0] * len(conns)
+    while any(cursor < len(f) for cursor, (f, _) in zip(cursors, conns)):
+        i = rng.choice([i for i, (f, _) in enumerate(conns) if cursors[i] < len(f)])
+        frames.append(conns[i][0][cursors[i]])
+        uids.append(conns[i][1])
+        cursors[i] += 1
+    return frames, uids
+
+
+def typed(deliveries):
+    """Deliveries with the types of their values, so that e.g. 1 and True differ."""
+    return [(d.key, type(d.is_orig), d.is_orig, tuple((type(v), v) for v in d.chunk)) for d in deliveries]
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("per_batch", [1, 9, 10_000])
+def test_compiled_pass_delivers_as_python(seed, per_batch):
+    """Integer uids take the compiled pass, the same uids as a list only the Python loop."""
+    frames, uids = mixed_capture(random.Random(seed))
+    compiled, r_compiled = run_capture(frames, per_batch=per_batch, uids=np.array(uids, dtype=np.int64))
+    python, r_python = run_capture(frames, per_batch=per_batch, uids=list(uids))
+    assert typed(compiled) == typed(python)
+    assert r_compiled.pop_weirds() == r_python.pop_weirds()
+    assert r_compiled.stats == r_python.stats
+
+
+def test_compiled_pass_takes_in_order_segments(monkeypatch):
+    """Only what it cannot reproduce is left to the Python loop: here the out-of-order segment and
+    the rest of its connection in the batch."""
+    taken = []
+    python_segments = TcpReassembly._python_segments
+
+    def spy(self, part, *args):
+        taken.append(len(part))
+        return python_segments(self, part, *args)
+
+    monkeypatch.setattr(TcpReassembly, "_python_segments", spy)
+    frames = conversation(PAYLOAD[:100], PAYLOAD[:300], mss=50)
+    out, _ = run_capture(frames, per_batch=len(frames), flush=False)
+    assert taken == [1]                 # the connection opened; every segment compiled
+    assert stream_of([d.chunk for d in out if d.is_orig]) == PAYLOAD[:100]
+    swapped = frames[:3] + [frames[4], frames[3]] + frames[5:]       # the request's two segments
+    taken.clear()
+    out, _ = run_capture(swapped, per_batch=len(frames), flush=False)
+    assert taken == [1 + len(frames) - 3]
+    assert stream_of([d.chunk for d in out if d.is_orig]) == PAYLOAD[:100]
+
+
+def test_compiled_pass_uids_it_cannot_compare():
+    """A connection whose uid is no int64 (an earlier batch gave objects) is left to Python."""
+    frames = conversation(b"hello", b"world", mss=2)
+    r = TcpReassembly()
+    out, _ = run_capture(frames[:4], per_batch=4, flush=False, reassembly=r, uids=["C1"] * 4)
+    batch = batch_of(frames[4:], first_number=5)
+    out += r.feed(batch, dissect(batch), uid_per_row=np.full(len(frames) - 4, 7, dtype=np.int64))
+    out += r.flush()
+    assert [k.uid for k in dict.fromkeys(d.key for d in out)] == ["C1", 7]
+
+
 # -- the corpus ---------------------------------------------------------------------------------
 
 def _corpus_files():

@@ -12,9 +12,15 @@ packet: ``_tcp.seq``, ``_tcp.flags``, ``_tcp.len``, ``_tcp.ack``,
 ``_payload.start``/``_payload.end``, ``_l4.srcport``/``_l4.dstport``,
 ``_ip.version``, ``_ip.src4``/``_ip.dst4`` or ``_ip.src6``/``_ip.dst6``) that
 matter: segments with payload, SYN, FIN or RST, and ACKs.  Their
-connections (unordered endpoint pairs) are grouped with one ``np.unique``,
-so connection lookup is once per connection per batch; only the
-per-segment step is Python (with the in-order case inlined).  Segments
+connections (unordered endpoint pairs) are grouped by a compiled hash
+table (:mod:`.kernels`), so connection lookup is once per connection per
+batch.  With integer uids (or none), a compiled pass
+(:func:`.kernels.classify`) takes the segments that need no buffering (in
+order data, SYN, FIN, RST, keep-alives, the ACK gaps of a peer holding
+nothing, new connections); Python takes the others (and every later one of
+their connection in the batch) one by one, opens the connections the pass
+found, then makes the pass's deliveries in bulk and merges them in capture
+order.  The result is the same as the Python loop alone.  Segments
 fragmented at the IP layer come back from
 :class:`~analyzer.reassembly.ip.FragmentReassembler` as a batch of their
 own, to be passed with the batch that completed them (``more=``), so that
@@ -61,19 +67,53 @@ from __future__ import annotations
 
 import gc
 import socket
+from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
 
 from .events import Weird
-from .stream import ACK, DEFAULT_MAX_BUFFERED, FIN, RST, SYN, Chunk, StreamReassembler
+from .kernels import (
+    CHUNK_END,
+    CHUNK_EOF,
+    CHUNK_GAP,
+    CHUNK_INSTANCE,
+    CHUNK_ORIG,
+    CHUNK_ROW,
+    CHUNK_START,
+    CONN_COLUMNS,
+    CONN_EXISTS,
+    CONN_ORIG_LOWER,
+    CONN_TOUCHED,
+    CONN_UID,
+    CONN_UID_KNOWN,
+    KEY_BYTES,
+    STREAM_BASE,
+    STREAM_COLUMNS,
+    STREAM_NEXT,
+    STREAM_STARTED,
+    classify,
+    connection_keys,
+    group_rows,
+)
+from .stream import (
+    ACK,
+    DEFAULT_MAX_BUFFERED,
+    FIN,
+    HALF,
+    MASK,
+    RST,
+    SYN,
+    Chunk,
+    StreamReassembler,
+)
 
 NS = 1_000_000_000
 DEFAULT_MAX_TOTAL_BUFFERED = 256 * 1024 * 1024
 DEFAULT_INACTIVITY_TIMEOUT_NS = 300 * NS
 DEFAULT_CLOSE_DELAY_NS = 5 * NS
 SWEEP_INTERVAL_NS = NS
-KEY_BYTES = 37      # version, then two endpoints of 16 address bytes and 2 port bytes
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _tuple_new = tuple.__new__   # builds Chunk and Delivery without their Python-level __new__ (hot loop)
 
 
@@ -122,8 +162,8 @@ def _conn_key(canon: bytes, orig_lower: bool, uid) -> ConnKey:
         family, orig_h, resp_h = socket.AF_INET, orig[:4], resp[:4]
     else:
         family, orig_h, resp_h = socket.AF_INET6, orig[:16], resp[:16]
-    return ConnKey(socket.inet_ntop(family, orig_h), int.from_bytes(orig[16:18], "big"),
-                   socket.inet_ntop(family, resp_h), int.from_bytes(resp[16:18], "big"), uid)
+    return _tuple_new(ConnKey, (socket.inet_ntop(family, orig_h), int.from_bytes(orig[16:18], "big"),
+                                socket.inet_ntop(family, resp_h), int.from_bytes(resp[16:18], "big"), uid))
 
 
 _REQUIRED = ("_tcp.seq", "_tcp.flags", "_tcp.len", "_payload.start", "_payload.end", "_l4.srcport",
@@ -262,26 +302,27 @@ class TcpReassembly:
                  if name != "uids"}
             order = np.argsort(c["numbers"], kind="stable")
             c = {name: column[order] for name, column in c.items()}
-            if any(part["uids"] is not None for part in selected):
-                uids = [uid for part in selected
-                        for uid in (part["uids"] if part["uids"] is not None else [None] * len(part["numbers"]))]
-                c["uids"] = [uids[i] for i in order.tolist()]
-            else:
-                c["uids"] = None
-        unique, inverse = np.unique(c["keys"], return_inverse=True)
-        canons = [u.tobytes() for u in unique]
+            c["uids"] = _merged_uids([part["uids"] for part in selected], [len(part["numbers"]) for part in selected],
+                                     order)
+        # Connections: the keys grouped, numbered in byte order (the order of the end-of-batch ACKs).
+        group, first = group_rows(c["keys"].view(np.uint64))
+        unique = np.ascontiguousarray(c["keys"][first, :KEY_BYTES]).view(np.dtype((np.void, KEY_BYTES))).ravel()
+        order = np.argsort(unique)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        inverse = rank[group]
+        blob = unique[order].tobytes()
+        canons = [blob[i:i + KEY_BYTES] for i in range(0, len(blob), KEY_BYTES)]
         get = self._conns.get
         conns = [get(canon) for canon in canons]
         uids, lower, numbers, ts_all = c["uids"], c["lower"], c["numbers"], c["ts"]
 
         acking = c["acking"]
         seg = np.flatnonzero(c["segment"])
+        # With integer uids (or none) the compiled pass can follow the connections' state.
+        state = _gather(conns, len(seg)) if uids is None or isinstance(uids, np.ndarray) else None
         if len(seg):
-            self._segments(seg.tolist(), c["part"][seg].tolist(), c["start"][seg].tolist(),
-                           c["end"][seg].tolist(), datas, c["seq"][seg].tolist(), c["flags"][seg].tolist(),
-                           c["stated"][seg].tolist(), ts_all[seg].tolist(), numbers[seg].tolist(),
-                           inverse[seg].tolist(), lower[seg].tolist(), uids, canons, conns, out,
-                           np.where(acking[seg], c["ack"][seg], -1).tolist())
+            self._segments(seg, c, inverse, datas, uids, canons, conns, out, state)
 
         if acking.any():
             # The last acknowledgement each endpoint sent, applied to its peer's stream.
@@ -290,11 +331,15 @@ class TcpReassembly:
             np.maximum.at(last, 2 * inverse[ack_positions] + lower[ack_positions], ack_positions)
             slots = np.flatnonzero(last >= 0)
             js = last[slots]
-            for slot, j, ack, t, number, sender_lower in zip(
-                    slots.tolist(), js.tolist(), c["ack"][js].tolist(), ts_all[js].tolist(),
+            if state is not None:
+                needed = _acks_with_effect(state, slots, uids[js] if uids is not None else np.full(len(js), -1),
+                                           lower[js], c["ack"][js])
+                slots, js = slots[needed], js[needed]
+            for slot, uid, ack, t, number, sender_lower in zip(
+                    slots.tolist(), _uid_values(uids, js), c["ack"][js].tolist(), ts_all[js].tolist(),
                     numbers[js].tolist(), lower[js].tolist()):
                 conn = conns[slot >> 1]
-                if conn is None or (uids is not None and uids[j] is not None and uids[j] != conn.key.uid):
+                if conn is None or (uid is not None and uid != conn.key.uid):
                     continue
                 peer_is_orig = sender_lower != conn.orig_lower
                 peer = conn.streams[0] if peer_is_orig else conn.streams[1]
@@ -306,9 +351,91 @@ class TcpReassembly:
                 for chunk in chunks:
                     out.append(Delivery(conn.key, peer_is_orig, chunk))
 
-    def _segments(self, positions, part, starts, ends, datas, seqs, flags, stated, ts, numbers, inverse,
-                  lower, uids, canons, conns, out, acks) -> None:
-        """The per-segment loop (hot: locals only, and StreamReassembler.add's fast path inlined).
+    def _segments(self, seg: np.ndarray, c: dict, inverse: np.ndarray, datas, uids, canons, conns, out,
+                  state) -> None:
+        """The segments (rows ``seg`` of the columns ``c``), in capture order.
+
+        With ``state`` (from :func:`_gather`), :func:`.kernels.classify` takes those it
+        can reproduce and Python the others (and opens the connections it
+        found), in capture order; then the compiled ones' deliveries are made
+        in bulk and the two merged, so ``out`` is as if every segment had
+        gone through :meth:`_python_segments`.
+        """
+        m = len(seg)
+        acks = np.where(c["acking"][seg], c["ack"][seg], -1)
+        slot = inverse[seg]
+        chunks = keys = None
+        if state is not None:
+            uid = np.full(m, -1, dtype=np.int64) if uids is None else uids[seg]
+            k = len(conns)
+            instance, slow, conn_state, stream_state = state
+            code, opened, cut, chunks = classify(
+                slot, c["lower"][seg], c["flags"][seg], c["seq"][seg], c["stated"][seg], c["start"][seg],
+                c["end"][seg], acks, uid, c["ts"][seg], instance, slow, conn_state, stream_state, self._serial)
+            keys = np.empty(len(conn_state), dtype=object)
+            for u in np.flatnonzero(conn_state[:k, CONN_EXISTS]).tolist():
+                keys[u] = conns[u].key
+            touched = np.flatnonzero(conn_state[:k, CONN_TOUCHED]).tolist()
+            for u, conn_row, orig_row, resp_row in zip(touched, conn_state[touched].tolist(),
+                                                      stream_state[0::2][touched].tolist(),
+                                                      stream_state[1::2][touched].tolist()):
+                _restore(conns[u], conn_row, orig_row, resp_row)
+            events = np.flatnonzero(code)
+            new = opened[events]
+            restores = [None] * len(events)
+            for e, i, conn_row, orig_row, resp_row in zip(
+                    np.flatnonzero(new >= 0).tolist(), new[new >= 0].tolist(), conn_state[new[new >= 0]].tolist(),
+                    stream_state[2 * new[new >= 0]].tolist(), stream_state[2 * new[new >= 0] + 1].tolist()):
+                restores[e] = (i, conn_row, orig_row, resp_row)
+            uid_values = _uid_values(uid, events)
+        else:
+            events = np.arange(m)
+            restores = [None] * m
+            uid_values = [uids[j] for j in seg.tolist()]
+        rows = seg[events]
+        made: list[Delivery] = []
+        ends: list[int] = []
+        self._python_segments(
+            c["part"][rows].tolist(), c["start"][rows].tolist(), c["end"][rows].tolist(), datas,
+            c["seq"][rows].tolist(), c["flags"][rows].tolist(), c["stated"][rows].tolist(), c["ts"][rows].tolist(),
+            c["numbers"][rows].tolist(), inverse[rows].tolist(), c["lower"][rows].tolist(), uid_values,
+            canons, conns, made, acks[events].tolist(), restores, keys, ends)
+        self.stats["segments"] += m
+        if chunks is None or not len(chunks):
+            out.extend(made)
+            return
+        # The compiled segments' deliveries, in bulk, then merged with Python's at their segments.
+        at = seg[chunks[:, CHUNK_ROW]]
+        starts, stops = chunks[:, CHUNK_START].tolist(), chunks[:, CHUNK_END].tolist()
+        if len(datas) == 1:
+            data = datas[0]
+            payloads = [data[a:b].tobytes() if b > a else b"" for a, b in zip(starts, stops)]
+        else:
+            payloads = [datas[p][a:b].tobytes() if b > a else b"" for p, a, b in
+                        zip(c["part"][at].tolist(), starts, stops)]
+        made_chunks = map(_tuple_new, repeat(Chunk), zip(
+            payloads, c["ts"][at].tolist(), chunks[:, CHUNK_GAP].tolist(), c["numbers"][at].tolist(),
+            chunks[:, CHUNK_EOF].astype(bool).tolist()))
+        compiled = list(map(_tuple_new, repeat(Delivery), zip(
+            keys[chunks[:, CHUNK_INSTANCE]].tolist(), chunks[:, CHUNK_ORIG].astype(bool).tolist(), made_chunks)))
+        if not made:
+            out.extend(compiled)
+            return
+        # Python's deliveries of each segment go before the compiled ones of the same segment (its
+        # connection's opening closed the one before) and after those of earlier segments.
+        last = np.asarray(ends, dtype=np.int64)
+        first = np.concatenate(([0], last[:-1]))
+        some = last > first
+        taken = 0
+        for before, a, b in zip(cut[events][some].tolist(), first[some].tolist(), last[some].tolist()):
+            out.extend(compiled[taken:before])
+            out.extend(made[a:b])
+            taken = before
+        out.extend(compiled[taken:])
+
+    def _python_segments(self, part, starts, ends, datas, seqs, flags, stated, ts, numbers, inverse, lower, uids,
+                         canons, conns, out, acks, restores, keys, marks) -> None:
+        """The per-segment loop in Python (StreamReassembler.add's fast path inlined).
 
         ``acks``: each segment's acknowledgement number (-1: none).  One that
         is ahead of the peer's next expected byte gives up the peer's hole
@@ -316,19 +443,32 @@ class TcpReassembly:
         packet's ACK before its data (``TCPSessionAdapter::DeliverPacket``):
         otherwise a request whose tail was lost would end only after the
         response that acknowledged it.
+
+        ``restores``: per segment None, or ``(instance, connection state,
+        originator's stream state, responder's)`` for one that
+        :func:`.kernels.classify` took: only its connection is opened here
+        (its key stored in ``keys[instance]``) and given the state the
+        compiled segments left.  ``marks`` gets ``len(out)`` after each segment.
         """
         weirds = self._weirds
         append = out.append
+        mark = marks.append
         new_tuple = _tuple_new
         chunk_type, delivery_type = Chunk, Delivery
         data = datas[0]
         single = len(datas) == 1
-        for j, p, u, f, t, a, b, size, seq, number, sender_lower, ack in zip(
-                positions, part, inverse, flags, ts, starts, ends, stated, seqs, numbers, lower, acks):
+        for p, u, f, t, a, b, size, seq, number, sender_lower, ack, uid, restore in zip(
+                part, inverse, flags, ts, starts, ends, stated, seqs, numbers, lower, acks, uids, restores):
+            if restore is not None:
+                conn = conns[u] = self._open(conns[u], canons[u], sender_lower, f, t, uid, out)
+                instance, conn_row, orig_row, resp_row = restore
+                keys[instance] = conn.key
+                _restore(conn, conn_row, orig_row, resp_row)
+                mark(len(out))
+                continue
             if not single:
                 data = datas[p]
             conn = conns[u]
-            uid = uids[j] if uids is not None else None
             # A new connection: none yet, another uid, or (no uids given) a SYN (0x12: SYN | ACK;
             # 0x02: SYN) on a closed one.
             if conn is None or (uid is not None and uid != conn.key.uid) or (
@@ -354,6 +494,7 @@ class TcpReassembly:
                 append(new_tuple(delivery_type, (conn.key, orig_side,
                                                  new_tuple(chunk_type, (data[a:b].tobytes(), t, 0, number,
                                                                         False)))))
+                mark(len(out))
                 continue
             before = stream.buffered
             chunks = stream.add(seq, data[a:b] if b > a else b"", t, f, number, size)
@@ -371,7 +512,7 @@ class TcpReassembly:
                 first, second = conn.streams
                 if first.reset or second.reset or (first.fin is not None and second.fin is not None):
                     conn.closed_at = t
-        self.stats["segments"] += len(positions)
+            mark(len(out))
 
     def _open(self, old, canon: bytes, sender_lower: bool, f: int, t: int, uid, out) -> _Conn:
         """A new connection (closing ``old`` first when it is being replaced)."""
@@ -447,7 +588,11 @@ def _select(index: int, batch, fields, uid_per_row, frame_numbers, use_acks: boo
                                                      acking[keep], ack[keep])
     if not len(rows):
         return None
-    keys, lower = _connection_keys(values, rows)
+    no4, no6 = np.zeros(1, dtype=np.int64), np.zeros((1, 16), dtype=np.uint8)
+    keys, lower = connection_keys(rows, values["_ip.version"], values.get("_ip.src4", no4),
+                                  values.get("_ip.dst4", no4), values.get("_ip.src6", no6),
+                                  values.get("_ip.dst6", no6), values["_l4.srcport"], values["_l4.dstport"],
+                                  "_ip.src4" in values, "_ip.src6" in values)
     start = values["_payload.start"][rows]
     numbers = rows + batch.first_number if frame_numbers is None else np.asarray(frame_numbers)[rows]
     return {
@@ -455,45 +600,103 @@ def _select(index: int, batch, fields, uid_per_row, frame_numbers, use_acks: boo
         "acking": acking, "ack": ack, "seq": values["_tcp.seq"][rows], "start": start,
         "end": np.maximum(values["_payload.end"][rows], start), "ts": batch.ts_ns[rows],
         "numbers": numbers.astype(np.int64), "part": np.full(len(rows), index, dtype=np.int64),
-        "uids": None if uid_per_row is None else (uid_per_row[rows].tolist() if isinstance(uid_per_row, np.ndarray)
-                                                  else [uid_per_row[r] for r in rows.tolist()]),
+        "uids": _row_uids(uid_per_row, rows),
     }
 
 
-def _connection_keys(values, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Undirected keys of the rows' connections, and which end sent each row.
+def _row_uids(uid_per_row, rows: np.ndarray):
+    """The rows' uids: None (none given), ``int64[k]`` (integers that fit; all >= 0 here) or a list."""
+    if uid_per_row is None:
+        return None
+    if isinstance(uid_per_row, np.ndarray):
+        kind, size = uid_per_row.dtype.kind, uid_per_row.dtype.itemsize
+        if kind == "i" or (kind == "u" and size < 8):
+            return uid_per_row[rows].astype(np.int64)
+        return uid_per_row[rows].tolist()
+    return [uid_per_row[r] for r in rows.tolist()]
 
-    Returns ``void37[k]`` (IP version, then the lower and the higher endpoint,
-    each 16 address bytes, IPv4 in the first 4, and 2 port bytes, compared
-    as byte strings) and ``bool[k]``: whether the row's sender is the lower
-    endpoint.
+
+def _merged_uids(parts: list, lengths: list[int], order: np.ndarray):
+    """The uids of several parts' rows (as :func:`_row_uids`) taken in ``order``; -1 or None: none."""
+    if all(uids is None for uids in parts):
+        return None
+    if all(uids is None or isinstance(uids, np.ndarray) for uids in parts):
+        return np.concatenate([uids if uids is not None else np.full(n, -1, dtype=np.int64)
+                               for uids, n in zip(parts, lengths)])[order]
+    values = [uid for uids, n in zip(parts, lengths)
+              for uid in (uids.tolist() if isinstance(uids, np.ndarray) else [None] * n if uids is None else uids)]
+    return [values[i] for i in order.tolist()]
+
+
+def _uid_values(uids, positions: np.ndarray) -> list:
+    """The uids at ``positions`` as Python values, None where there is none."""
+    if uids is None:
+        return [None] * len(positions)
+    if isinstance(uids, np.ndarray):
+        return [None if uid < 0 else uid for uid in uids[positions].tolist()]
+    return [uids[j] for j in positions.tolist()]
+
+
+def _gather(conns: list, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The state of the batch's connections for :func:`.kernels.classify`, with room for ``m`` more.
+
+    Returns its ``instance`` (``int64[k]``, ``k = len(conns)``), ``slow``
+    (``bool[k]``), ``conn`` (``int64[k + m, CONN_COLUMNS]``; a None
+    connection is a row of zeros: none exists) and ``stream``
+    (``int64[2 * (k + m), STREAM_COLUMNS]``) arguments.
     """
-    k = len(rows)
-    source = np.zeros((k, 18), dtype=np.uint8)
-    destination = np.zeros((k, 18), dtype=np.uint8)
-    version = values["_ip.version"][rows]
-    v4 = version == 4
-    if v4.any() and "_ip.src4" in values:
-        r4 = rows[v4]
-        shifts = np.array([24, 16, 8, 0], dtype=np.uint64)
-        for column, side in (("_ip.src4", source), ("_ip.dst4", destination)):
-            address = values[column][r4].astype(np.uint64)
-            side[v4, :4] = ((address[:, None] >> shifts) & 0xFF).astype(np.uint8)
-    v6 = version == 6
-    if v6.any() and "_ip.src6" in values:
-        r6 = rows[v6]
-        source[v6, :16] = values["_ip.src6"][r6]
-        destination[v6, :16] = values["_ip.dst6"][r6]
-    for column, side in (("_l4.srcport", source), ("_l4.dstport", destination)):
-        port = values[column][rows]
-        side[:, 16] = (port >> 8) & 0xFF
-        side[:, 17] = port & 0xFF
-    differ = source != destination
-    first = differ.argmax(axis=1)
-    index = np.arange(k)
-    lower = source[index, first] <= destination[index, first]
-    keys = np.empty((k, KEY_BYTES), dtype=np.uint8)
-    keys[:, 0] = version
-    keys[:, 1:19] = np.where(lower[:, None], source, destination)
-    keys[:, 19:37] = np.where(lower[:, None], destination, source)
-    return keys.view(np.dtype((np.void, KEY_BYTES))).ravel(), lower
+    k = len(conns)
+    conn_state = np.zeros((k + m, CONN_COLUMNS), dtype=np.int64)
+    stream_state = np.zeros((2 * (k + m), STREAM_COLUMNS), dtype=np.int64)
+    present = [u for u, conn in enumerate(conns) if conn is not None]
+    if present:
+        conn_state[present] = [_conn_row(conns[u]) for u in present]
+        rows = np.asarray(present, dtype=np.int64)
+        stream_state[np.stack([2 * rows, 2 * rows + 1], axis=1).ravel()] = [
+            (stream.started, stream.saw_syn, stream._base, stream._next, -1 if stream.fin is None else stream.fin,
+             stream.reset, stream.eof_sent, not stream._blocks and not stream.closed, 0, 0)
+            for u in present for stream in conns[u].streams]
+    return np.arange(k, dtype=np.int64), np.zeros(k, dtype=bool), conn_state, stream_state
+
+
+def _acks_with_effect(state, slots: np.ndarray, uids: np.ndarray, lower: np.ndarray, acks: np.ndarray) -> np.ndarray:
+    """Which of the end-of-batch acknowledgements (``slots``: 2 * slot + sender is lower) may do
+    something: those of connections left to Python, and those ahead of a started peer's next byte.
+
+    ``state`` is what :func:`.kernels.classify` left (the connections' state now, except for
+    those left to Python); ``uids``: ``int64`` (-1: none).  Returns ``bool[len(slots)]``.
+    """
+    instance, slow, conn_state, stream_state = state
+    u = slots >> 1
+    current = conn_state[instance[u]]
+    exists = current[:, CONN_EXISTS] != 0
+    known = current[:, CONN_UID_KNOWN] != 0
+    has_uid = uids >= 0
+    other = has_uid & known & (uids != current[:, CONN_UID])
+    peer = stream_state[2 * instance[u] + (lower == (current[:, CONN_ORIG_LOWER] != 0))]
+    ahead = (acks - peer[:, STREAM_BASE] - peer[:, STREAM_NEXT]) & MASK
+    return slow[u] | (exists & has_uid & ~known) | (
+        exists & ~other & (peer[:, STREAM_STARTED] != 0) & (ahead != 0) & (ahead < HALF))
+
+
+def _conn_row(conn: _Conn) -> tuple:
+    # A uid the compiled pass cannot compare (not an int64) leaves the connection to Python.
+    uid = conn.key.uid
+    known = type(uid) is int and _INT64_MIN <= uid <= _INT64_MAX
+    return 1, known, uid if known else 0, conn.orig_lower, conn.closed_at is not None, 0, 0, 0
+
+
+def _restore(conn: _Conn, conn_row: list, orig_row: list, resp_row: list) -> None:
+    """Give a connection the state :func:`.kernels.classify` left (rows as lists, unpacked in column order)."""
+    _, _, _, _, closed, closed_at, conn.last_ts, _ = conn_row
+    if closed and conn.closed_at is None:
+        conn.closed_at = closed_at
+    for stream, row in ((conn.streams[0], orig_row), (conn.streams[1], resp_row)):
+        started, saw_syn, stream._base, stream._next, fin, reset, eof_sent, _, delivered, missed = row
+        stream.started = started != 0
+        stream.saw_syn = saw_syn != 0
+        stream.fin = None if fin < 0 else fin
+        stream.reset = reset != 0
+        stream.eof_sent = eof_sent != 0
+        stream.delivered_bytes += delivered
+        stream.missed_bytes += missed
