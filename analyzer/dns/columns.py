@@ -14,6 +14,8 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from ..grouping import group_rows
+
 __all__ = ["address_texts", "group_records", "slice_lists"]
 
 
@@ -134,36 +136,6 @@ def slice_lists(values: list, starts: np.ndarray, ends: np.ndarray) -> np.ndarra
 
 
 @numba.njit(cache=True)
-def _distinct(hi, lo):
-    """Distinct (hi, lo) pairs in first-seen order and each input's index into them (open addressing)."""
-    k = hi.shape[0]
-    size = 16
-    while size < 2 * k:
-        size *= 2
-    mask = size - 1
-    slot = np.full(size, -1, dtype=np.int32)
-    first = np.empty(k, dtype=np.int64)
-    inverse = np.empty(k, dtype=np.int32)
-    nd = 0
-    for i in range(k):
-        h = (hi[i] * np.uint64(0x9E3779B97F4A7C15)) ^ (lo[i] * np.uint64(0xC2B2AE3D27D4EB4F))
-        b = np.int64((h ^ (h >> np.uint64(29))) & np.uint64(mask))
-        while True:
-            d = slot[b]
-            if d < 0:
-                slot[b] = nd
-                first[nd] = i
-                inverse[i] = nd
-                nd += 1
-                break
-            if hi[first[d]] == hi[i] and lo[first[d]] == lo[i]:
-                inverse[i] = d
-                break
-            b = (b + 1) & mask
-    return first[:nd], inverse
-
-
-@numba.njit(cache=True)
 def _put_decimal(buf, pos, v):
     if v >= 100:
         buf[pos] = 48 + v // 100
@@ -267,7 +239,7 @@ def address_texts(raw: np.ndarray) -> tuple[pa.Array, np.ndarray]:
     raw = np.ascontiguousarray(raw, dtype=np.uint8).reshape(-1, 16)
     words = raw.view(">u8").astype(np.uint64) if len(raw) else np.zeros((0, 2), dtype=np.uint64)
     hi, lo = np.ascontiguousarray(words[:, 0]), np.ascontiguousarray(words[:, 1])
-    first, inverse = _distinct(hi, lo)
+    inverse, first = group_rows(np.ascontiguousarray(words))
     dhi, dlo = hi[first], lo[first]
     mapped = (dhi == _V4_MAPPED_HI) & ((dlo & (np.uint64(0xFFFFFFFF) << np.uint64(32))) == _V4_MAPPED_LO)
     # IPv4 first by value (the low word holds it), then IPv6 by bytes (high word, low word).

@@ -303,18 +303,8 @@ class _Message:
     def deliver(self, data: bytes, crlf: bool) -> None:
         """HTTP_Entity::Deliver: a line (``crlf``) or plain bytes."""
         if self.plain_identity and data:
-            n = len(data)
-            self.body_length += n
-            file = self.file
-            if file is None or not file.started:
-                self._clear_start(data)
-            else:
-                if len(file.bof) < BOF_BYTES:
-                    file.bof += data[:BOF_BYTES - len(file.bof)]
-                if file.data is not None:
-                    file.data += data
-                file.size += n
-            self.expect_data_length -= n
+            self._identity_body(data)
+            self.expect_data_length -= len(data)
             if self.expect_data_length <= 0:
                 self.session.set_plain(self.is_orig, 0)
                 self.eod()
@@ -357,17 +347,7 @@ class _Message:
                 self.chunked = CHUNK_SIZE        # data before the CRLF is an http_event only
         elif self.content_length >= 0:
             if self.encoding == IDENTITY and data:
-                n = len(data)
-                self.body_length += n
-                file = self.file
-                if file is None or not file.started:
-                    self._clear_start(data)
-                else:
-                    if len(file.bof) < BOF_BYTES:
-                        file.bof += data[:BOF_BYTES - len(file.bof)]
-                    if file.data is not None:
-                        file.data += data
-                    file.size += n
+                self._identity_body(data)
             else:
                 self._body(data, False)
             self.expect_data_length -= len(data)
@@ -418,6 +398,20 @@ class _Message:
                 self.header = line
                 self.folds = 1
         self.session.current = self.session._set_state(self.is_orig)
+
+    def _identity_body(self, data: bytes) -> None:
+        """Bytes of a body without content coding: counted, and the start kept for sniffing (all when kept)."""
+        n = len(data)
+        self.body_length += n
+        file = self.file
+        if file is None or not file.started:
+            self._clear_start(data)
+        else:
+            if len(file.bof) < BOF_BYTES:
+                file.bof += data[:BOF_BYTES - len(file.bof)]
+            if file.data is not None:
+                file.data += data
+            file.size += n
 
     def end_headers(self) -> None:
         """The empty line ending the headers (in a header, not yet at end of data)."""

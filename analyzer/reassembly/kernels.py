@@ -1,7 +1,7 @@
 """The compiled loops of :class:`~analyzer.reassembly.tcp.TcpReassembly`.
 
-:func:`connection_keys` and :func:`group_rows` give each TCP row its
-connection (unordered endpoint pair).  :func:`classify` walks a batch's
+:func:`connection_keys` gives each TCP row its connection (unordered
+endpoint pair), which :func:`analyzer.grouping.group_rows` groups.  :func:`classify` walks a batch's
 segments in capture order over a copy of the state of their connections
 (the ``CONN_*`` and ``STREAM_*`` columns, filled by the caller from the
 :class:`~analyzer.reassembly.stream.StreamReassembler` objects) and takes every segment whose effect it can reproduce exactly, as
@@ -289,41 +289,3 @@ def connection_keys(rows, version, src4, dst4, src6, dst6, srcport, dstport, hav
         keys[i, 1:19] = source if is_lower else destination
         keys[i, 19:37] = destination if is_lower else source
     return keys, lower
-
-
-@numba.njit(cache=True, nogil=True)
-def group_rows(words):
-    """Equal rows of ``uint64[n, w]`` grouped (a hash table): ``(int64[n] group of each row,
-    int64[g] first row of each group)``, groups numbered in order of first appearance."""
-    n, width = words.shape
-    size = 16
-    while size < 2 * n:
-        size *= 2
-    table = np.full(size, -1, np.int64)
-    group = np.empty(n, np.int64)
-    first = np.empty(n, np.int64)
-    count = 0
-    for i in range(n):
-        h = np.uint64(0)
-        for w in range(width):
-            h = (h ^ words[i, w]) * np.uint64(0x9E3779B97F4A7C15)
-            h ^= h >> np.uint64(29)
-        j = np.int64(h & np.uint64(size - 1))
-        while True:
-            g = table[j]
-            if g < 0:
-                table[j] = count
-                first[count] = i
-                group[i] = count
-                count += 1
-                break
-            same = True
-            for w in range(width):
-                if words[first[g], w] != words[i, w]:
-                    same = False
-                    break
-            if same:
-                group[i] = g
-                break
-            j = (j + 1) & (size - 1)
-    return group, first[:count]

@@ -72,6 +72,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..grouping import group_rows
 from .events import Weird
 from .kernels import (
     CHUNK_END,
@@ -94,7 +95,6 @@ from .kernels import (
     STREAM_STARTED,
     classify,
     connection_keys,
-    group_rows,
 )
 from .stream import (
     ACK,
