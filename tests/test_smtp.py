@@ -10,6 +10,7 @@ tests skip without it.
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import smtplib
@@ -30,7 +31,7 @@ from analyzer.verify.stage import run_stage
 from analyzer.reassembly import Chunk, ConnKey, Delivery
 from analyzer.smtp import SMTP, SmtpProtocol, SmtpStage, parse_message
 from analyzer.smtp import protocol as P
-from analyzer.smtp.message import _decode, _Parser, decode_words
+from analyzer.smtp.message import _base64_size, _content_type, _decode, _Entity, _Parser, decode_words
 from analyzer.smtp.text import (
     extract_email_addrs,
     extract_ip_addresses,
@@ -128,6 +129,11 @@ def test_zeek_address_helpers():
     assert extract_email_addrs("FROM:<robin@icir.org> size=9030") == ["robin@icir.org"]
     assert extract_email_addrs(": <gurpartap@patriots.in>") == ["gurpartap@patriots.in"]
     assert extract_email_addrs("FROM:<>") == []
+    # the delimiters go wherever they are in a match, not only at its ends (Zeek's gsub over the match)
+    assert extract_email_addrs("TO:<a>b@x.example>") == ["ab@x.example"]
+    assert extract_email_addrs("FROM:<a;b@c:d.example> SIZE=1") == ["ab@cd.example"]
+    assert extract_email_addrs("a@b<c@d.example") == ["a@bc@d.example"]
+    assert extract_email_addrs("<p@q.example>,<r@s.example>") == ["p@q.example", "r@s.example"]
     assert rcpt_addresses("TO:<a@b.example> ORCPT=rfc822;c@d.example") == ["a@b.example", "c@d.example"]
     assert split_mime_email_addresses('"Smith, J" <j@x.example>, b@y.example,') == \
         ['"Smith, J" <j@x.example>', "b@y.example"]
@@ -215,6 +221,31 @@ def test_header_fast_path_equals_line_by_line(pieces):
         _Parser(data, 65536, False)._headers_by_line(0, len(data))
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=6000), st.sampled_from([1, 3, 4, 16, 76, 1000]),
+       st.sampled_from([b"\r\n", b"\n", b" ", b"\r\n\t", b"\r\r\n"]),
+       st.sampled_from([b"", b"\r\n", b"=", b"==\r\n", b"=A", b"*\r\n", b"\r\n=\r\n="]))
+def test_base64_size_equals_decoding(raw, width, separator, tail):
+    # the size and head read without decoding the body are those of the decoded body (Zeek decodes it)
+    encoded = base64.b64encode(raw)
+    seg = separator.join(encoded[i:i + width] for i in range(0, len(encoded), width)) + tail
+    decoded = _decode(seg, 4, False)
+    assert _base64_size(seg) == (len(decoded), decoded[:4096])
+
+
+def test_content_type_fast_path_and_token_walk():
+    def parsed(value):
+        entity = _Entity(0)
+        _content_type(entity, value)
+        return entity.ctype, entity.type_name, entity.subtype, entity.boundary
+    assert parsed(b'multipart/Mixed; boundary="B 1"') == (0, b"MULTIPART", b"MIXED", b"B 1")
+    # blanks and comments around the slash: MIME.cc's token walk, same answer
+    assert parsed(b"(c) text / plain") == parsed(b"text/plain") == (2, b"TEXT", b"PLAIN", None)
+    assert parsed(b"multipart/mixed (x); boundary=b") == (0, b"MULTIPART", b"MIXED", b"b")
+    assert parsed(b"multipart/mixed") == (3, b"MULTIPART", b"MIXED", None)      # no boundary: not multipart
+    assert parsed(b"text") == parsed(b"/plain") == (2, b"TEXT", b"PLAIN", None)    # no type: the default
+
+
 # -- the state machine (sans-I/O) --------------------------------------------------------------------
 
 
@@ -231,6 +262,7 @@ def test_protocol_events_pipelining_and_dot_unstuffing():
     assert [(e.code, e.command) for e in events] == [(250, "MAIL"), (250, "RCPT"), (550, "RCPT"), (354, "DATA")]
     events = proto.receive(True, b"Subject: hi\r\n\r\n..dot\r\n.\r\nQUIT\r\n")
     message = next(e for e in events if isinstance(e, P.Message))
+    assert type(message.data) is bytes and message.dots == [15]         # the dot of "..dot"
     assert parse_message(message.data, message.stuffed, dots=message.dots, keep_data=True).parts[0].data == \
         b".dot\r\n"
     assert [e.command for e in events if isinstance(e, P.Request)] == [".", "QUIT"]

@@ -163,6 +163,7 @@ def _skip_lws_comments(s: bytes, i: int) -> int:
 
 _TOKEN_RE = re.compile(rb"[!#-'*+\-.0-9A-Z^-~]+")        # RFC 2045 token: no controls, space, tspecials
 _BOUNDARY_TOKEN_RE = re.compile(rb"[!#-~]+")             # Zeek's boundary token: anything printable but '"'
+_TYPE_SLASH_SUBTYPE = re.compile(rb"([!#-'*+\-.0-9A-Z^-~]+)/([!#-'*+\-.0-9A-Z^-~]+)")   # two tokens, no LWS
 
 
 def _token(s: bytes, i: int, boundary: bool = False) -> tuple[bytes, int] | None:
@@ -229,20 +230,24 @@ def _field(raw: bytes) -> tuple[bytes, bytes] | None:
 
 
 def _content_type(entity: _Entity, value: bytes) -> None:
-    first = _token(value, 0)
-    if first is None:
-        return
-    i = _skip_lws_comments(value, first[1])
-    if i >= len(value) or value[i] != 47:   # "/"
-        return
-    second = _token(value, i + 1)
-    if second is None:
-        return
-    entity.type_name = first[0].upper()
+    m = _TYPE_SLASH_SUBTYPE.match(value)
+    if m is not None:                         # the usual "type/subtype": what the token walk below finds
+        type_name, subtype, i = m.group(1), m.group(2), m.end()
+    else:
+        first = _token(value, 0)
+        if first is None:
+            return
+        i = _skip_lws_comments(value, first[1])
+        if i >= len(value) or value[i] != 47:   # "/"
+            return
+        second = _token(value, i + 1)
+        if second is None:
+            return
+        type_name, subtype, i = first[0], second[0], second[1]
+    entity.type_name = type_name.upper()
     entity.ctype = _TYPES.get(entity.type_name, TYPE_OTHER)
-    entity.subtype = second[0].upper()
+    entity.subtype = subtype.upper()
     if entity.ctype in (TYPE_MULTIPART, TYPE_MESSAGE):
-        i = second[1]
         while True:
             i = _skip_lws_comments(value, i)
             if i >= len(value) or value[i] != 59:    # ";"
@@ -310,18 +315,15 @@ class _Parser:
                 stop = data.find(b"\n", stop + 1, block_end)
             block_end = block_end if stop < 0 else stop
             f = _FIELD_FIRST.match(data, pos, block_end)
-            start = pos
-            if f is not None:
-                start = f.end()
-                value = f.group(2)
+            if f is None:
+                found = _FIELD_NEXT.findall(data, pos, block_end)
+            else:
+                found = _FIELD_NEXT.findall(data, f.end(), block_end)      # (name, value) pairs
+                found.insert(0, f.groups())
+            for name, value in found:
                 if b"\n" in value:
                     value = _EOL.sub(b"", value)
-                fields.append((f.group(1).upper(), value.rstrip(b"\r").lstrip(_SPACES)))
-            for f in _FIELD_NEXT.finditer(data, start, block_end):
-                value = f.group(2)
-                if b"\n" in value:
-                    value = _EOL.sub(b"", value)
-                fields.append((f.group(1).upper(), value.rstrip(b"\r").lstrip(_SPACES)))
+                fields.append((name.upper(), value.rstrip(b"\r").lstrip(_SPACES)))
             return fields, body
         return self._headers_by_line(pos, end)
 
@@ -439,17 +441,31 @@ def _type_text(entity: _Entity) -> str:
 
 
 _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_B64_SPACE = b"\r\n \t"
 
 
 def _base64_size(seg: bytes) -> tuple[int, bytes]:
-    """(decoded size, first HEAD_BYTES decoded bytes) of a base64 body, without decoding all of it."""
-    compact = seg.translate(None, b"\r\n \t")
-    tail = compact[-3:]
-    pads = len(tail) - len(tail.rstrip(b"="))        # 3: three or more, too many (no copy of the body)
+    """(decoded size, first HEAD_BYTES decoded bytes) of a base64 body, without decoding all of it.
+
+    "compact" is the body without line breaks, blanks and tabs; it is never made
+    whole (one pass that keeps only what is not in the alphabet, a few bytes).
+    """
+    other = seg.translate(None, _B64_ALPHABET)      # the white space, the pads and anything else
+    junk = other.translate(None, _B64_SPACE)
+    compact_size = len(seg) - len(other) + len(junk)
+    tail = seg[-16:].translate(None, _B64_SPACE)
+    if len(tail) < 3:
+        tail = seg.translate(None, _B64_SPACE)
+    tail = tail[-3:]
+    pads = len(tail) - len(tail.rstrip(b"="))        # 3: three or more, too many
     # valid: whole quads of the alphabet, the only "=" being the (at most two) final pads
-    if len(compact) % 4 == 0 and pads <= 2 and compact.translate(None, _B64_ALPHABET) == b"=" * pads:
-        head = binascii.a2b_base64(compact[:HEAD_BYTES // 3 * 4 + 4])[:HEAD_BYTES]
-        return len(compact) // 4 * 3 - pads, head
+    if compact_size % 4 == 0 and pads <= 2 and junk == b"=" * pads:
+        want = HEAD_BYTES // 3 * 4 + 4
+        window = want + want // 8               # enough for lines of 16 characters and more
+        head = seg[:window].translate(None, _B64_SPACE)
+        if len(head) < want and window < len(seg):
+            head = seg.translate(None, _B64_SPACE)
+        return compact_size // 4 * 3 - pads, binascii.a2b_base64(head[:want])[:HEAD_BYTES]
     decoded = _decode(seg, ENC_BASE64, False)
     return len(decoded), decoded[:HEAD_BYTES]
 
@@ -520,7 +536,10 @@ def _filename(headers: list) -> str | None:
     """
     if not headers:
         return None
-    if not any(b"*" in value or b"=?" in value or b"\\" in value for _, value in headers):
+    for _, value in headers:
+        if b"*" in value or b"=?" in value or b"\\" in value:
+            break
+    else:                                   # plain parameters only (a loop: any() over a generator costs more)
         for wanted in ("Content-Disposition", "Content-Type"):
             for name, value in headers:
                 if name == wanted:
@@ -545,7 +564,8 @@ def parse_message(data: bytes, stuffed: bool = True, max_header_bytes: int = MAX
     """Walk one message (see the module docstring).
 
     Args:
-        data: the message bytes, lines ending in CRLF or LF.
+        data: the message bytes (or a bytearray, copied once), lines ending
+            in CRLF or LF.
         stuffed: DATA content: a leading ``.`` of each line is removed first.
         max_header_bytes: Zeek's ``MIME::max_header_bytes`` (0: no limit).
         keep_data: keep each part's whole decoded data (else its first 4 KiB,
@@ -553,22 +573,25 @@ def parse_message(data: bytes, stuffed: bool = True, max_header_bytes: int = MAX
         dots: with ``stuffed``, the offsets of the dots to remove when the
             caller knows them (:class:`~.protocol.SmtpProtocol` does): no scan.
     """
-    if stuffed and data:
-        if dots is None:
+    if stuffed and dots:
+        view = memoryview(data)          # pieces without copies: the join is the only copy
+        pieces = []
+        prev = 0
+        size = len(data)
+        for dot in dots:
+            if dot < size:
+                pieces.append(view[prev:dot])
+                prev = dot + 1
+        pieces.append(view[prev:])
+        data = b"".join(pieces)
+    else:
+        if type(data) is not bytes:
+            data = bytes(data)
+        if stuffed and dots is None and data:
             if data[:1] == b".":
                 data = data[1:]
             if b"\n." in data:
                 data = data.replace(b"\n.", b"\n")
-        elif dots:
-            pieces = []
-            prev = 0
-            size = len(data)
-            for dot in dots:
-                if dot < size:
-                    pieces.append(data[prev:dot])
-                    prev = dot + 1
-            pieces.append(data[prev:])
-            data = b"".join(pieces)
     parser = _Parser(data, max_header_bytes, keep_data)
     fields = parser.entity(0, len(data), ENC_OTHER, None, 0, top=True)
     headers = [(name.decode("ascii", "replace"), text(value)) for name, value in fields]

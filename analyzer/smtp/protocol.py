@@ -23,9 +23,10 @@ the events they complete:
 
 Events are returned as objects by default; a *sink* given to the constructor
 (an object with the methods of :class:`EventSink`) receives them as calls
-instead, with bytes for arguments and reply texts and command codes rather
-than names: this is how :class:`~.session.SmtpSession` is driven, without an
-object per event.
+instead, with bytes for arguments and reply texts (a message's data as bytes
+or as a bytearray the sink may keep, no longer used by the protocol) and
+command codes rather than names: this is how :class:`~.session.SmtpSession`
+is driven, without an object per event.
 
 Semantics follow Zeek's ``SMTP_Analyzer`` (``src/analyzer/protocol/smtp``):
 lines end at LF and lose their trailing CRs; the state changes on each
@@ -71,10 +72,11 @@ _DIGITS = frozenset(b"0123456789")
 # Reply codes by their three bytes: RFC 5321 section 4.2 codes are three digits; Zeek takes 100-599.
 _REPLY_CODES = {b"%d" % code: code for code in range(100, 600)}
 _NO_EVENTS: list = []              # returned (never filled) when a sink takes the events
-# (command, reply) pairs on which UpdateState changes nothing (the usual successful replies).
-_REPLY_NOOPS = frozenset({(CONN_ESTABLISHMENT, 220), (EHLO, 250), (HELO, 250), (MAIL, 250), (RCPT, 250),
-                          (RCPT, 251), (DATA, 354), (BDAT, 250), (QUIT, 221), (RSET, 250), (VRFY, 250),
-                          (NOOP, 250), (HELP, 214), (ETRN, 250)})
+# (command, reply) pairs on which UpdateState changes nothing (the usual successful replies), as
+# command * 1000 + reply (an int hashes faster than a tuple; replies are below 1000).
+_REPLY_NOOPS = frozenset(cmd * 1000 + reply for cmd, reply in (
+    (CONN_ESTABLISHMENT, 220), (EHLO, 250), (HELO, 250), (MAIL, 250), (RCPT, 250), (RCPT, 251), (DATA, 354),
+    (BDAT, 250), (QUIT, 221), (RSET, 250), (VRFY, 250), (NOOP, 250), (HELP, 214), (ETRN, 250)))
 
 
 class Request(NamedTuple):
@@ -137,9 +139,9 @@ class EventSink:
     def reply(self, code: int, command: int, msg: bytes, cont: bool, first: bool, ts: int, frame: int) -> None:
         self.events.append(Reply(code, command_name(command), text(msg), cont, first, ts, frame))
 
-    def message(self, data: bytes, stuffed: bool, frames: list, truncated: int, ts: int, frame: int,
+    def message(self, data: bytes | bytearray, stuffed: bool, frames: list, truncated: int, ts: int, frame: int,
                 dots: list | None = None) -> None:
-        self.events.append(Message(data, stuffed, frames, truncated, ts, frame, dots))
+        self.events.append(Message(bytes(data), stuffed, frames, truncated, ts, frame, dots))
 
     def starttls(self, ts: int, frame: int) -> None:
         self.events.append(StartTls(ts, frame))
@@ -188,6 +190,11 @@ class SmtpProtocol:
         disabled: the analyzer gave up (violations, or :meth:`disable`).
         extensions: EHLO keywords of the server's last 250 reply to EHLO.
     """
+
+    __slots__ = ("_bdat_last", "_bdat_left", "_buf", "_collect", "_dots", "_msg", "_msg_dropped", "_msg_frames",
+                 "_msg_kept", "_msg_stuffed", "_scan", "_skip", "bdat", "disabled", "extensions", "first_cmd",
+                 "last_replied", "mail", "max_message_bytes", "max_violations", "pending", "pending_reply",
+                 "seen_bytes", "sender_side", "sink", "state", "violation_window", "violations")
 
     def __init__(self, sink=None, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_violations: int = 5,
                  violation_window: int = 10240):
@@ -262,6 +269,14 @@ class SmtpProtocol:
             data = data[nl + 1:]
             self._skip[side] = False
         if side == self.sender_side:
+            if data[-1:] == b"\n" and data.find(b"\n") == len(data) - 1 and not self._bdat_left \
+                    and self.state != IN_DATA:
+                # one whole command line (the usual command segment): no loop over lines
+                line = data[:-1]
+                if line[-1:] == b"\r":
+                    line = line.rstrip(b"\r")
+                self._client_line(line, ts, frame)
+                return
             self._client_data(data, side, ts, frame)
             return
         server_line = self._server_line
@@ -375,9 +390,7 @@ class SmtpProtocol:
         if sp < 0:
             word, arg = line, b""
         else:
-            word, arg = line[:sp], line[sp + 1:]
-            if arg[:1].isspace():
-                arg = arg.lstrip(_WS)
+            word, arg = line[:sp], line[sp + 1:].lstrip(_WS)
         if not word.isalpha() and (b"\t" in word or b"\x00" in word or b"\x0b" in word or b"\x0c" in word
                                    or b"\r" in word):
             n = len(word)
@@ -386,10 +399,15 @@ class SmtpProtocol:
                 cut += 1
             arg = line[cut:].lstrip(_WS)
             word = line[:cut]
-        code = _PARSE.get(word.upper(), -1)
-        if code < 0:
-            return                                            # "unknown command": no event
-        self._new_cmd(code)
+        code = _PARSE.get(word)                               # commands are mostly sent in upper case
+        if code is None:
+            code = _PARSE.get(word.upper(), -1)
+            if code < 0:
+                return                                        # "unknown command": no event
+        if self.first_cmd < 0:                                # _new_cmd's usual case, inline
+            self.first_cmd = code
+        else:
+            self._new_cmd(code)
         if code == END_OF_DATA:
             self._update(code, 0, ts, frame)
         if word or arg:
@@ -472,9 +490,10 @@ class SmtpProtocol:
         if self._msg_kept is not None:
             data = self._msg_kept
         else:
-            msg = self._msg
-            del msg[:1]                   # the virtual line end (O(1) at the front of a bytearray)
-            data = bytes(msg)             # one copy (bytes(msg[1:]) made two)
+            data = self._msg
+            del data[:1]                  # the virtual line end (O(1) at the front of a bytearray)
+            # The buffer itself goes to the sink (a new one is made below): the session copies it
+            # once, unstuffing it at the same time (parse_message), instead of bytes() and then a join.
             if len(data) > self.max_message_bytes:
                 dropped = len(data) - self.max_message_bytes
                 data = data[:self.max_message_bytes]
@@ -566,7 +585,7 @@ class SmtpProtocol:
             if self.violations > self.max_violations and self.seen_bytes <= self.violation_window:
                 self._disable()
             return
-        first = not self.pending_reply or code != self.pending_reply
+        first = code != self.pending_reply            # (0: no reply pending, never a code)
         if first:                                     # Zeek's NewReply
             if self.state == AFTER_GAP:
                 self.state = GAP_RECOVERY
@@ -575,18 +594,13 @@ class SmtpProtocol:
             self.last_replied = cmd
             pending = self.pending
             self.first_cmd = pending.popleft() if pending else -1
-            if (cmd, code) not in _REPLY_NOOPS:
+            if cmd * 1000 + code not in _REPLY_NOOPS:
                 self._update(cmd, code, ts, frame)
-        if line[3:4] == b"-":                        # more lines follow
-            self.pending_reply = code
-            msg = line[4:]
-        else:
-            self.pending_reply = 0
-            msg = line[3:]
-        if msg[:1].isspace():                        # bytes.isspace: the six ASCII white-space bytes of _WS
-            msg = msg.lstrip(_WS)
+        cont = line[3:4] == b"-"                     # more lines follow
+        self.pending_reply = code if cont else 0
+        msg = (line[4:] if cont else line[3:]).lstrip(_WS)
         last = self.last_replied
-        self.sink.reply(code, last, msg, self.pending_reply > 0, first, ts, frame)
+        self.sink.reply(code, last, msg, cont, first, ts, frame)
         if last == EHLO and code == 250:
             if first:
                 self.extensions = []

@@ -130,6 +130,10 @@ class SmtpSession:
         confirmed: the first command was seen (Zeek's analyzer confirmation).
     """
 
+    __slots__ = ("_weird_names", "auth_mechanism", "bdat_last", "confirmed", "decode_headers", "extract", "helo",
+                 "info", "invalid", "mail_from_seen", "messages", "orig_h", "protocol", "rcpt_to_seen", "records",
+                 "resp_h", "sniff", "weirds")
+
     def __init__(self, orig_h: str, resp_h: str, decode_headers: bool = False, extract=None, sniff=None,
                  protocol: P.SmtpProtocol | None = None):
         # ``protocol`` is the analyzer feeding this session (its EHLO extensions are copied, and it
@@ -255,7 +259,7 @@ class SmtpSession:
             self.info.tls = True
             self.info.has_client_activity = True
 
-    def message(self, data: bytes, stuffed: bool, frames: list, truncated: int, ts: int, frame: int,
+    def message(self, data: bytes | bytearray, stuffed: bool, frames: list, truncated: int, ts: int, frame: int,
                 dots: list | None = None) -> None:
         """The MIME events of one message, applied to the open record."""
         rec = self.info

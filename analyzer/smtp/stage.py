@@ -146,19 +146,20 @@ class SmtpStage:
         if uid is None:
             uid = key
         conn = self._conns.get(uid, _MISSING)
-        if conn is None:
-            return
-        if conn is _MISSING:
-            if key[3] in self.ports:
-                conn = self._start(uid, key)
-            elif self.detect and chunk[0] and not chunk[2]:
-                conn = self._conns[uid] = _Probe()
-            else:
-                self._conns[uid] = None
+        if type(conn) is not _Conn:                  # one test on the way of an analysed connection's bytes
+            if conn is None:
                 return
-        if type(conn) is _Probe:
-            self._probe(uid, key, conn, is_orig, chunk)
-            return
+            if conn is _MISSING:
+                if key[3] in self.ports:
+                    conn = self._start(uid, key)
+                elif self.detect and chunk[0] and not chunk[2]:
+                    conn = self._conns[uid] = _Probe()
+                else:
+                    self._conns[uid] = None
+                    return
+            if type(conn) is _Probe:
+                self._probe(uid, key, conn, is_orig, chunk)
+                return
         data, ts, gap, frame, eof = chunk
         if gap or eof:
             self._deliver(conn, is_orig, chunk)
@@ -396,9 +397,9 @@ def _floats(values: list) -> pd.api.extensions.ExtensionArray:
 
 def _lists(values: list) -> pd.api.extensions.ExtensionArray:
     """``object`` column of lists: each set/dict/list value as a new list (its keys, in order), None kept."""
-    column = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values):       # element by element: numpy would make a 2-D array of equal lists
-        column[i] = None if value is None else list(value)
+    # fromiter stores each list as one object (np.array would make a 2-D array of lists of equal length)
+    column = np.fromiter([None if value is None else list(value) for value in values], dtype=object,
+                         count=len(values))
     return pd.arrays.NumpyExtensionArray(column)
 
 
