@@ -269,6 +269,26 @@ def _join_bytes(numbers: np.ndarray, width: int, texts: pa.Array, separator: str
     return pd.Index(pd.array(pc.binary_join_element_wise(*parts, separator), dtype="str"))
 
 
+def strings_from_rows(chars: np.ndarray, lengths: np.ndarray | None = None) -> pd.api.extensions.ExtensionArray:
+    """Pandas ``string`` array of the rows of ``chars`` (``uint8[n, w]``, ASCII) without a Python object per row.
+
+    Row ``i`` is its first ``lengths[i]`` bytes (all ``w`` when ``lengths`` is
+    None); a row of length 0 is null.
+    """
+    n, width = chars.shape
+    if lengths is None:
+        offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64)
+        data, validity = np.ascontiguousarray(chars).reshape(-1), None
+    else:
+        lengths = np.asarray(lengths, dtype=np.int64)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        data = chars[np.arange(width)[None, :] < lengths[:, None]]
+        validity = pa.py_buffer(np.packbits(lengths > 0, bitorder="little"))
+    strings = pa.Array.from_buffers(pa.large_string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return pd.array(strings.cast(pa.string()), dtype="string")
+
+
 def format_mac(value) -> str:
     """``aa:bb:cc:dd:ee:ff`` for a 48-bit integer (Wireshark's eth.src text, lower case)."""
     return ":".join(f"{b:02x}" for b in int(value).to_bytes(6, "big"))

@@ -25,10 +25,13 @@ import pandas as pd
 
 from dissectors.stack import TUNNEL_SERVICES
 
+from ..frames import strings_from_rows
+
 from . import state as S
 from .flows import ICMP4_COUNTERPART, ICMP6_COUNTERPART, build_events, dropped_rows
 from .schema import CONN
 from .uid import encode as encode_uid
+from .uid import encode_chars as encode_uid_chars
 
 # Zeek's default Site::local_nets: Site::private_address_space (private_address_space_is_local
 # is T).  224.0.0.0/24 and 239.0.0.0/8 as the corpus baselines show them local.
@@ -410,19 +413,24 @@ class ConnStage:
             ep = np.zeros((0, 8), dtype=np.int64)
             hist = np.zeros((0, S.HSTRIDE), dtype=np.uint8)
         order = np.lexsort((C[:, R.K_SERIAL], C[:, R.K_START]))
-        C, ep, hist = C[order], ep[order], hist[order]
         m = len(C)
-        uids = encode_uid(C[:, R.K_UIDA], C[:, R.K_UIDB])
+        # The letters' frame stamps are read only to insert X marks.
+        C, ep, hist = C[order], ep[order], hist[order] if self._partial and m else hist[order, :S.HMAX]
+        uid_chars = encode_uid_chars(C[:, R.K_UIDA], C[:, R.K_UIDB])
         # packet uids: categories indexed by serial
-        by_serial = np.empty(self.serial, dtype=object)
-        by_serial[C[:, R.K_SERIAL]] = uids
+        by_serial = np.zeros((self.serial, uid_chars.shape[1]), dtype=np.uint8)
+        by_serial[C[:, R.K_SERIAL]] = uid_chars
         frame_serial = (np.concatenate(self._frame_serial) if self._frame_serial
                         else np.zeros(0, dtype=np.int64))
         self._frame_serial = []
+        known = np.zeros(self.serial, dtype=bool)
+        known[C[:, R.K_SERIAL]] = True
+        serial_texts = strings_from_rows(by_serial, np.where(known, by_serial.shape[1], 0))
         try:
-            self.packet_uid = pd.Categorical.from_codes(frame_serial, categories=pd.Index(by_serial, dtype="str"))
-        except ValueError:   # duplicate uids (a 96-bit hash collision): plain strings
-            self.packet_uid = pd.array(np.where(frame_serial >= 0, by_serial[np.maximum(frame_serial, 0)], None),
+            self.packet_uid = pd.Categorical.from_codes(frame_serial, categories=pd.Index(serial_texts, dtype="str"))
+        except ValueError:   # duplicate uids (a 96-bit hash collision), or a null: plain strings
+            texts = serial_texts.to_numpy(dtype=object, na_value=None)
+            self.packet_uid = pd.array(np.where(frame_serial >= 0, texts[np.maximum(frame_serial, 0)], None),
                                        dtype="string")
         proto_code = C[:, R.K_PROTO]
         start, last = C[:, R.K_START], C[:, R.K_LAST]
@@ -433,13 +441,14 @@ class ConnStage:
             self._mark_partial(hist, C, frame_serial)
         letters = hist[:, :S.HMAX].copy()
         # A reused slot keeps an earlier connection's letters past its own count.
-        letters[np.arange(S.HMAX)[None, :] >= C[:, R.K_HLEN][:, None]] = 0
+        letter_count = np.minimum(C[:, R.K_HLEN], S.HMAX)
+        letters[np.arange(S.HMAX)[None, :] >= letter_count[:, None]] = 0
         histories = letters.view(f"S{S.HMAX}").reshape(m).astype(str) if m else np.zeros(0, dtype=str)
         states = self._conn_state(proto_code, ost, rst, ep[:, 0], ep[:, 1], histories)
         na = pd.NA
         data = {}
         data["ts"] = pd.arrays.FloatingArray(start / 1e9, np.zeros(m, dtype=bool))
-        data["uid"] = pd.array(uids, dtype="string")
+        data["uid"] = strings_from_rows(uid_chars)
         data["id.orig_h"] = _format_addresses(C[:, R.K_OHI], C[:, R.K_OLO])
         data["id.orig_p"] = pd.array(C[:, R.K_OPORT].astype(np.uint16), dtype="UInt16")
         data["id.resp_h"] = _format_addresses(C[:, R.K_RHI], C[:, R.K_RLO])
@@ -448,9 +457,12 @@ class ConnStage:
         services = [None] * m
         if self._services:
             serials = C[:, R.K_SERIAL].tolist()
-            for j, u in enumerate(uids):
-                if u in self._services or serials[j] in self._services:
-                    services[j] = self._service_text(u, serials[j])
+            # Services recorded by uid (text) as well as by serial need the uid texts.
+            by_uid = any(isinstance(key, str) for key in self._services)
+            uids = data["uid"].to_numpy(dtype=object) if by_uid else [None] * m
+            for j, (u, serial) in enumerate(zip(uids, serials)):
+                if u in self._services or serial in self._services:
+                    services[j] = self._service_text(u, serial)
         data["service"] = pd.array(services, dtype="string")
         data["duration"] = pd.arrays.FloatingArray(dur_ns / 1e9, ~has_dur)
         data["orig_bytes"] = pd.arrays.IntegerArray(ep[:, 0].copy(), ~has_dur)
@@ -466,7 +478,7 @@ class ConnStage:
             data["local_orig"] = pd.array([na] * m, dtype="boolean")
             data["local_resp"] = pd.array([na] * m, dtype="boolean")
         data["missed_bytes"] = pd.arrays.IntegerArray(C[:, R.K_MISSED].copy(), np.zeros(m, dtype=bool))
-        data["history"] = pd.array(np.where(histories != "", histories, None) if m else [], dtype="string")
+        data["history"] = strings_from_rows(letters, letter_count)
         zero = np.zeros(m, dtype=bool)
         data["orig_pkts"] = pd.arrays.IntegerArray(ep[:, 4].copy(), zero)
         data["orig_ip_bytes"] = pd.arrays.IntegerArray(ep[:, 6].copy(), zero)
@@ -486,7 +498,7 @@ class ConnStage:
                 parents[j] = lst
         data["tunnel_parents"] = parents
         data["ip_proto"] = pd.array(C[:, R.K_IPPROTO].astype(np.uint8), dtype="UInt8")
-        data["community_id"] = pd.array(self._community_ids(C), dtype="string")
+        data["community_id"] = strings_from_rows(self._community_ids(C))
         frame = pd.DataFrame(data)
         return frame[[c.name for c in CONN]]
 
@@ -533,10 +545,11 @@ class ConnStage:
 
     @staticmethod
     def _community_ids(C: np.ndarray) -> np.ndarray:
-        """Community ID v1 (seed 0) of every row, hashing a packed tuple per row with hashlib."""
+        """Community ID v1 (seed 0) of every row as ASCII bytes (``uint8[m, 30]``), hashing a packed tuple per
+        row with hashlib."""
         m = len(C)
         if m == 0:
-            return np.zeros(0, dtype=object)
+            return np.zeros((0, 30), dtype=np.uint8)
         ipp = C[:, R.K_IPPROTO]
         sp, dp = C[:, R.K_OPORT].copy(), C[:, R.K_RPORT].copy()
         ohi, olo, rhi, rlo = C[:, R.K_OHI], C[:, R.K_OLO], C[:, R.K_RHI], C[:, R.K_RLO]
@@ -576,4 +589,7 @@ class ConnStage:
         text = np.frombuffer(base64.b64encode(digests), dtype="S28").copy()
         chars = text.view(np.uint8).reshape(m, 28)
         chars[:, 27] = ord("=")
-        return np.char.add(b"1:", text).astype(str).astype(object)
+        out = np.empty((m, 30), dtype=np.uint8)
+        out[:, :2] = np.frombuffer(b"1:", dtype=np.uint8)
+        out[:, 2:] = chars
+        return out

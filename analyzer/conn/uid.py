@@ -23,11 +23,16 @@ def _digits(values: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def encode(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Uid strings (numpy ``object`` array) for uid hashes ``a`` (int64, 64 bits) and ``b`` (32 bits)."""
+def encode_chars(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Uids as rows of ASCII bytes (``uint8[n, 18]``) for uid hashes ``a`` (int64, 64 bits) and ``b`` (32 bits)."""
     n = len(a)
     chars = np.empty((n, 18), dtype=np.uint8)
     chars[:, 0] = ord("C")
     chars[:, 1:12] = _digits(np.asarray(a, dtype=np.int64).view(np.uint64), 11)
     chars[:, 12:18] = _digits(np.asarray(b, dtype=np.int64) & 0xFFFFFFFF, 6)
-    return chars.view("S18").reshape(n).astype(str).astype(object)
+    return chars
+
+
+def encode(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Uid strings (numpy ``object`` array) for uid hashes ``a`` (int64, 64 bits) and ``b`` (32 bits)."""
+    return encode_chars(a, b).view("S18").reshape(len(a)).astype(str).astype(object)
