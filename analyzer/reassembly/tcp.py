@@ -94,8 +94,8 @@ from .kernels import (
     STREAM_NEXT,
     STREAM_STARTED,
     classify,
-    connection_keys,
 )
+from .segments import merged_uids, select, uid_values
 from .stream import (
     ACK,
     DEFAULT_MAX_BUFFERED,
@@ -165,9 +165,6 @@ def _conn_key(canon: bytes, orig_lower: bool, uid) -> ConnKey:
     return _tuple_new(ConnKey, (socket.inet_ntop(family, orig_h), int.from_bytes(orig[16:18], "big"),
                                 socket.inet_ntop(family, resp_h), int.from_bytes(resp[16:18], "big"), uid))
 
-
-_REQUIRED = ("_tcp.seq", "_tcp.flags", "_tcp.len", "_payload.start", "_payload.end", "_l4.srcport",
-             "_l4.dstport", "_ip.version")
 
 
 class TcpReassembly:
@@ -277,7 +274,7 @@ class TcpReassembly:
     # -- internals ----------------------------------------------------------------------------
 
     def _batch(self, parts, out) -> None:
-        selected = [_select(index, *part, self.use_acks) for index, part in enumerate(parts)]
+        selected = [select(index, *part, self.use_acks) for index, part in enumerate(parts)]
         selected = [columns for columns in selected if columns is not None]
         if selected:
             self._rows(selected, [memoryview(part[0].data) for part in parts], out)
@@ -302,7 +299,7 @@ class TcpReassembly:
                  if name != "uids"}
             order = np.argsort(c["numbers"], kind="stable")
             c = {name: column[order] for name, column in c.items()}
-            c["uids"] = _merged_uids([part["uids"] for part in selected], [len(part["numbers"]) for part in selected],
+            c["uids"] = merged_uids([part["uids"] for part in selected], [len(part["numbers"]) for part in selected],
                                      order)
         # Connections: the keys grouped, numbered in byte order (the order of the end-of-batch ACKs).
         group, first = group_rows(c["keys"].view(np.uint64))
@@ -336,7 +333,7 @@ class TcpReassembly:
                                            lower[js], c["ack"][js])
                 slots, js = slots[needed], js[needed]
             for slot, uid, ack, t, number, sender_lower in zip(
-                    slots.tolist(), _uid_values(uids, js), c["ack"][js].tolist(), ts_all[js].tolist(),
+                    slots.tolist(), uid_values(uids, js), c["ack"][js].tolist(), ts_all[js].tolist(),
                     numbers[js].tolist(), lower[js].tolist()):
                 conn = conns[slot >> 1]
                 if conn is None or (uid is not None and uid != conn.key.uid):
@@ -387,18 +384,18 @@ class TcpReassembly:
                     np.flatnonzero(new >= 0).tolist(), new[new >= 0].tolist(), conn_state[new[new >= 0]].tolist(),
                     stream_state[2 * new[new >= 0]].tolist(), stream_state[2 * new[new >= 0] + 1].tolist()):
                 restores[e] = (i, conn_row, orig_row, resp_row)
-            uid_values = _uid_values(uid, events)
+            segment_uids = uid_values(uid, events)
         else:
             events = np.arange(m)
             restores = [None] * m
-            uid_values = [uids[j] for j in seg.tolist()]
+            segment_uids = [uids[j] for j in seg.tolist()]
         rows = seg[events]
         made: list[Delivery] = []
         ends: list[int] = []
         self._python_segments(
             c["part"][rows].tolist(), c["start"][rows].tolist(), c["end"][rows].tolist(), datas,
             c["seq"][rows].tolist(), c["flags"][rows].tolist(), c["stated"][rows].tolist(), c["ts"][rows].tolist(),
-            c["numbers"][rows].tolist(), inverse[rows].tolist(), c["lower"][rows].tolist(), uid_values,
+            c["numbers"][rows].tolist(), inverse[rows].tolist(), c["lower"][rows].tolist(), segment_uids,
             canons, conns, made, acks[events].tolist(), restores, keys, ends)
         self.stats["segments"] += m
         if chunks is None or not len(chunks):
@@ -554,87 +551,6 @@ class TcpReassembly:
             for chunk in stream.drain(now):
                 out.append(Delivery(conn.key, side, chunk))
             self._buffered -= buffered
-
-
-def _select(index: int, batch, fields, uid_per_row, frame_numbers, use_acks: bool) -> dict | None:
-    """The columns of one part's TCP rows that matter: segments (payload, SYN, FIN, RST) and ACKs."""
-    values, valid = fields.values, fields.valid
-    if not all(name in values for name in _REQUIRED):
-        return None
-    rows = np.flatnonzero(valid["_tcp.seq"] & valid["_payload.start"] & valid["_ip.version"]
-                          & valid["_tcp.len"])
-    if not len(rows):
-        return None
-    flags = values["_tcp.flags"][rows]
-    stated = values["_tcp.len"][rows]
-    segment = (stated > 0) | ((flags & (SYN | FIN | RST)) != 0)
-    if use_acks and "_tcp.ack" in values:
-        acking = ((flags & ACK) != 0) & ((flags & RST) == 0) & valid["_tcp.ack"][rows]
-        ack = values["_tcp.ack"][rows]
-    else:
-        acking = np.zeros(len(rows), dtype=bool)
-        ack = np.zeros(len(rows), dtype=np.int64)
-    keep = segment | acking
-    if uid_per_row is not None:
-        # Rows the connection tracker put in no connection (uid None, or a negative serial:
-        # e.g. a bad checksum, which Zeek drops) are not reassembled either.
-        if isinstance(uid_per_row, np.ndarray) and uid_per_row.dtype.kind in "iu":
-            keep &= uid_per_row[rows] >= 0
-        else:
-            keep &= np.fromiter((uid_per_row[r] is not None for r in rows.tolist()), dtype=bool,
-                                count=len(rows))
-    if not keep.all():
-        rows, flags, stated, segment, acking, ack = (rows[keep], flags[keep], stated[keep], segment[keep],
-                                                     acking[keep], ack[keep])
-    if not len(rows):
-        return None
-    no4, no6 = np.zeros(1, dtype=np.int64), np.zeros((1, 16), dtype=np.uint8)
-    keys, lower = connection_keys(rows, values["_ip.version"], values.get("_ip.src4", no4),
-                                  values.get("_ip.dst4", no4), values.get("_ip.src6", no6),
-                                  values.get("_ip.dst6", no6), values["_l4.srcport"], values["_l4.dstport"],
-                                  "_ip.src4" in values, "_ip.src6" in values)
-    start = values["_payload.start"][rows]
-    numbers = rows + batch.first_number if frame_numbers is None else np.asarray(frame_numbers)[rows]
-    return {
-        "keys": keys, "lower": lower, "flags": flags, "stated": stated, "segment": segment,
-        "acking": acking, "ack": ack, "seq": values["_tcp.seq"][rows], "start": start,
-        "end": np.maximum(values["_payload.end"][rows], start), "ts": batch.ts_ns[rows],
-        "numbers": numbers.astype(np.int64), "part": np.full(len(rows), index, dtype=np.int64),
-        "uids": _row_uids(uid_per_row, rows),
-    }
-
-
-def _row_uids(uid_per_row, rows: np.ndarray):
-    """The rows' uids: None (none given), ``int64[k]`` (integers that fit; all >= 0 here) or a list."""
-    if uid_per_row is None:
-        return None
-    if isinstance(uid_per_row, np.ndarray):
-        kind, size = uid_per_row.dtype.kind, uid_per_row.dtype.itemsize
-        if kind == "i" or (kind == "u" and size < 8):
-            return uid_per_row[rows].astype(np.int64)
-        return uid_per_row[rows].tolist()
-    return [uid_per_row[r] for r in rows.tolist()]
-
-
-def _merged_uids(parts: list, lengths: list[int], order: np.ndarray):
-    """The uids of several parts' rows (as :func:`_row_uids`) taken in ``order``; -1 or None: none."""
-    if all(uids is None for uids in parts):
-        return None
-    if all(uids is None or isinstance(uids, np.ndarray) for uids in parts):
-        return np.concatenate([uids if uids is not None else np.full(n, -1, dtype=np.int64)
-                               for uids, n in zip(parts, lengths)])[order]
-    values = [uid for uids, n in zip(parts, lengths)
-              for uid in (uids.tolist() if isinstance(uids, np.ndarray) else [None] * n if uids is None else uids)]
-    return [values[i] for i in order.tolist()]
-
-
-def _uid_values(uids, positions: np.ndarray) -> list:
-    """The uids at ``positions`` as Python values, None where there is none."""
-    if uids is None:
-        return [None] * len(positions)
-    if isinstance(uids, np.ndarray):
-        return [None if uid < 0 else uid for uid in uids[positions].tolist()]
-    return [uids[j] for j in positions.tolist()]
 
 
 def _gather(conns: list, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
