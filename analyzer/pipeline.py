@@ -247,9 +247,9 @@ class Pipeline:
     def _weirds(self, weirds: list[Weird]) -> None:
         """Reassembly anomalies become weird rows of the frame they name (the last frame for timers)."""
         if weirds:
-            entries = [(np.array([(w.frame if w.frame > 0 else self.frames_fed) - 1]), w.name, w.addl)
-                       for w in weirds]
-            self.packets.weird.add(0, entries)
+            rows = np.fromiter((w.frame - 1 if w.frame > 0 else self.frames_fed - 1 for w in weirds),
+                               dtype=np.int64, count=len(weirds))
+            self.packets.weird.add_each(rows, [w.name for w in weirds], [w.addl for w in weirds])
 
     def finish(self) -> dict[str, pd.DataFrame]:
         """Every table by name (``packets``, ``weird``, ``conn`` …).

@@ -28,6 +28,13 @@ class WeirdCollector:
             self._names.append(np.full(len(rows), name, dtype=object))
             self._addl.append(np.full(len(rows), addl, dtype=object))
 
+    def add_each(self, rows: np.ndarray, names: list, addl: list) -> None:
+        """Add one entry per row: ``rows`` (``int64[k]``, file-global rows), its ``names[i]`` and ``addl[i]``."""
+        if len(rows):
+            self._index.append(np.asarray(rows, dtype=np.int64))
+            self._names.append(np.array(names, dtype=object))
+            self._addl.append(np.array(addl, dtype=object))
+
     def frame(self, packets: pd.DataFrame) -> pd.DataFrame:
         """The weird frame, in frame order, given the finished ``packets`` frame."""
         columns = [c.name for c in schema.WEIRD]
