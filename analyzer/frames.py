@@ -285,8 +285,12 @@ def strings_from_rows(chars: np.ndarray, lengths: np.ndarray | None = None) -> p
         np.cumsum(lengths, out=offsets[1:])
         data = chars[np.arange(width)[None, :] < lengths[:, None]]
         validity = pa.py_buffer(np.packbits(lengths > 0, bitorder="little"))
-    strings = pa.Array.from_buffers(pa.large_string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
-    return pd.array(strings.cast(pa.string()), dtype="string")
+    # Arrow's string type has 32-bit offsets; past 2 GiB of text the large type (64-bit) is needed.
+    large = offsets[-1] >= 2**31
+    strings = pa.Array.from_buffers(pa.large_string() if large else pa.string(), n,
+                                    [validity, pa.py_buffer(offsets if large else offsets.astype(np.int32)),
+                                     pa.py_buffer(data)])
+    return pd.array(strings, dtype="string")
 
 
 def format_mac(value) -> str:

@@ -95,3 +95,20 @@ def test_checksum_offloading_is_one_warning_like_zeek():
         clean = analyze(SAMPLE)
     assert [m for m in validated.warnings if "checksum offloading" in m]
     assert ignored.warnings == [] and clean.warnings == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(alphabet="ShADadFfRrCcTtWwIiQqGgX^", max_size=12), max_size=20))
+def test_strings_from_rows_equals_python_strings(texts):
+    """frames.strings_from_rows (pyarrow from byte rows) gives what pd.array of the texts gives, '' as null."""
+    import numpy as np
+    import pandas as pd
+
+    from analyzer.frames import strings_from_rows
+    chars = np.zeros((len(texts), 12), dtype=np.uint8)
+    for i, text in enumerate(texts):
+        chars[i, :len(text)] = np.frombuffer(text.encode(), dtype=np.uint8)
+    lengths = np.array([len(text) for text in texts], dtype=np.int64)
+    got = strings_from_rows(chars, lengths)
+    expected = pd.array([text or None for text in texts], dtype="string")
+    assert got.dtype == expected.dtype and got.equals(expected)
