@@ -61,7 +61,10 @@ def _take_arena(nbytes: int) -> np.ndarray | None:
                 best = i
         if best is not None and _arenas[best].nbytes >= nbytes:
             return _arenas[best]
-        arena = np.empty(nbytes, np.uint8)
+        # A quarter more than asked: a capture's batches differ a little in size, and replacing an
+        # arena for each slightly larger batch would cost fresh pages every time (only the bytes
+        # used are ever touched, so the headroom costs address space, not memory).
+        arena = np.empty(nbytes + nbytes // 4, np.uint8)
         if best is not None:
             _arenas[best] = arena       # a free arena that is too small: replace it
         elif len(_arenas) < MAX_ARENAS:
