@@ -170,20 +170,7 @@ def _instrument(pipeline, http_stage, timer: CpuTimer) -> None:
     pipeline.connections.feed = timer.wrap("conn", pipeline.connections.feed)
     pipeline.streams.feed = timer.wrap("TCP reassembly", pipeline.streams.feed)
     pipeline.fragments.feed = timer.wrap("IP defrag", pipeline.fragments.feed)
-    spent, clock = timer.spent, time.process_time
-
-    def deliver(deliveries):
-        # Each stage takes the batch's deliveries in turn (the pipeline hands each delivery to every stage
-        # before the next; the stages do not depend on each other's order).
-        deliveries = list(deliveries)
-        for reader in pipeline.stream_readers:
-            key = f"{names.get(id(reader), type(reader).__name__)} (streams)"
-            start = clock()
-            feed = reader.feed_stream
-            for delivery in deliveries:
-                feed(delivery)
-            spent[key] = spent.get(key, 0.0) + clock() - start
-    pipeline._deliver = deliver
+    timer.time_stream_readers(pipeline, lambda reader: f"{names.get(id(reader), type(reader).__name__)} (streams)")
 
 
 class _Flags:

@@ -88,7 +88,6 @@ def pipeline_run(path: Path) -> dict:
     """
     timer = CpuTimer()
     spent = timer.spent
-    clock = time.process_time
     original_dissect = pipeline_module.dissect
     pipeline_module.dissect = timer.wrap("dissect", original_dissect)
     collections = pipeline_module.fewer_collections()     # as analyze() runs the pipeline
@@ -103,22 +102,7 @@ def pipeline_run(path: Path) -> dict:
         pipeline.fragments.feed = timer.wrap("IP defragmentation", pipeline.fragments.feed)
         for stage in pipeline.stages[2:]:
             stage.feed = timer.wrap(f"{type(stage).__name__} (packets)", stage.feed)
-        readers = list(pipeline.stream_readers)
-        deliver_all = pipeline._deliver
-
-        def deliver(deliveries):
-            # Each stream reader takes the batch's deliveries in turn, timed per batch (a clock per
-            # delivery would cost more than the SMTP stage's own work on a reply line).  Stages are
-            # independent; only the order of two services confirmed in the same batch can differ.
-            deliveries = list(deliveries)
-            for stage in readers:
-                name = f"{type(stage).__name__} (streams)"
-                start = clock()
-                feed = stage.feed_stream
-                for delivery in deliveries:
-                    feed(delivery)
-                spent[name] = spent.get(name, 0.0) + clock() - start
-        pipeline._deliver = deliver
+        deliver_all = timer.time_stream_readers(pipeline, lambda stage: f"{type(stage).__name__} (streams)")
         feed = timer.wrap("Pipeline.feed (all)", pipeline.feed)
         with open_capture(path) as reader:
             batches = reader.batches()

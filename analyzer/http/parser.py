@@ -910,11 +910,7 @@ class HttpSession:
             self.ts, self.frame = ts, frame
             if plain != INFINITE:
                 side.plain = plain - len(data)
-            msg = self.request_msg if is_orig else self.reply_msg
-            if msg is not None:
-                msg.deliver(data, False)
-            else:
-                self.weird("unexpected_client_HTTP_data" if is_orig else "unexpected_server_HTTP_data")
+            self._body_bytes(is_orig, data)
             return
         if self.closed or not data:
             return
@@ -949,11 +945,7 @@ class HttpSession:
                 pos += take
                 if side.plain != INFINITE:
                     side.plain -= take
-                msg = self.request_msg if is_orig else self.reply_msg
-                if msg is not None:
-                    msg.deliver(chunk, False)
-                else:
-                    self.weird("unexpected_client_HTTP_data" if is_orig else "unexpected_server_HTTP_data")
+                self._body_bytes(is_orig, chunk)
                 continue
             if not side.buf and not side.resync:
                 msg = self.request_msg if is_orig else self.reply_msg
@@ -1011,6 +1003,14 @@ class HttpSession:
                 pos = end + 1
             self._remaining = data[pos:] if (self.connect_request or self.upgrade_connection) else b""
             self._line(is_orig, side, line)
+
+    def _body_bytes(self, is_orig: bool, data: bytes) -> None:
+        """Bytes the current message of the direction reads as body (a weird when there is none)."""
+        msg = self.request_msg if is_orig else self.reply_msg
+        if msg is not None:
+            msg.deliver(data, False)
+        else:
+            self.weird("unexpected_client_HTTP_data" if is_orig else "unexpected_server_HTTP_data")
 
     def gap(self, is_orig: bool, length: int, ts, frame: int) -> None:
         """``length`` bytes of the direction are missing (HTTP_Analyzer::Undelivered)."""
