@@ -30,7 +30,7 @@ from .dns import DNS, DnsStage
 from .http import HTTP, HttpStage
 from .smtp import SMTP, SmtpStage
 from .frames import TableBuilder
-from .reassembly import FragmentReassembler, TcpReassembly, Weird
+from .reassembly import Deliveries, FragmentReassembler, TcpReassembly, Weird
 from .summary import CaptureStats
 from .weird import WeirdCollector
 
@@ -222,7 +222,7 @@ class Pipeline:
             more = [(b, f, None, numbers) for b, f, _, numbers in datagrams]
             # Segments with a bad checksum never reach reassembly (Zeek drops them in the TCP analyzer).
             serial = np.where(self.connections.batch_checksum_ok, self.connections.batch_serial, -1)
-            self._deliver(self.streams.feed(batch, fields, uid_per_row=serial, more=more))
+            self._deliver(self.streams.feed_columns(batch, fields, uid_per_row=serial, more=more))
         self.frames_fed += len(batch)
         self._weirds(self.fragments.pop_weirds() + (self.streams.pop_weirds() if self.streams else []))
         return fields
@@ -239,10 +239,27 @@ class Pipeline:
             datagrams, numbers = self.fragments.feed(datagrams, inner, frame_numbers=numbers)
         return found
 
-    def _deliver(self, deliveries) -> None:
-        for delivery in deliveries:
-            for stage in self.stream_readers:
-                stage.feed_stream(delivery)
+    def _deliver(self, deliveries: Deliveries | list) -> None:
+        """Every delivery to every stream reader, in order, less the connections a reader gave up on.
+
+        A reader with ``ignores(key)`` is asked per connection whether it
+        drops everything of it now (see :meth:`Deliveries.wanted`); its
+        deliveries then need no Python object for that reader.
+        """
+        if isinstance(deliveries, list):
+            deliveries = Deliveries([deliveries], [])
+        feeds = [stage.feed_stream for stage in self.stream_readers]
+        ignores = [getattr(stage, "ignores", None) for stage in self.stream_readers]
+        for objects, wanted in deliveries.wanted(ignores):
+            if wanted is None:
+                for delivery in objects:
+                    for feed in feeds:
+                        feed(delivery)
+                continue
+            for delivery, *flags in zip(objects, *wanted):
+                for feed, flag in zip(feeds, flags):
+                    if flag:
+                        feed(delivery)
 
     def _weirds(self, weirds: list[Weird]) -> None:
         """Reassembly anomalies become weird rows of the frame they name (the last frame for timers)."""

@@ -32,7 +32,8 @@ def run_netsift(path: str, validate: bool, batch_packets: int, reassembly: bool 
     """The conn frame from the file: read, dissect, IP defragmentation, ConnStage, TCP reassembly.
 
     TCP reassembly runs as the pipeline runs it for its stream readers; the
-    deliveries are counted and dropped (no application stage).  Returns
+    deliveries' bytes are counted (``Deliveries.total_bytes``) and dropped (no
+    application stage).  Returns
     ``(packets, wall s, CPU s, connections, delivered bytes)``.
     """
     from analyzer.conn import ConnStage
@@ -57,8 +58,7 @@ def run_netsift(path: str, validate: bool, batch_packets: int, reassembly: bool 
             if streams is not None:
                 serial = np.where(stage.batch_checksum_ok, stage.batch_serial, -1)
                 more = [(b, f, None, rows + batch.first_number) for b, f, rows in parts]
-                for delivery in streams.feed(batch, fields, uid_per_row=serial, more=more):
-                    delivered += len(delivery.chunk.data)
+                delivered += streams.feed_columns(batch, fields, uid_per_row=serial, more=more).total_bytes
             packets += len(batch)
     if streams is not None:
         delivered += sum(len(d.chunk.data) for d in streams.flush())

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from itertools import repeat
+
+from analyzer.reassembly import Deliveries
 
 
 class CpuTimer:
@@ -27,7 +30,8 @@ class CpuTimer:
     def time_stream_readers(self, pipeline, name_of):
         """Time each stream reader of ``pipeline`` on each batch's deliveries, as ``name_of(reader)``.
 
-        Each reader takes the batch's deliveries in turn, timed per batch (a clock
+        Each reader takes the batch's deliveries in turn (less those of connections it
+        gave up on, as ``Pipeline._deliver`` gives them), timed per batch (a clock
         per delivery would cost more than some stages' own work on a line).  The
         stages do not depend on each other's order; only the order of two
         services confirmed in the same batch can differ.  ``pipeline._deliver``
@@ -37,13 +41,17 @@ class CpuTimer:
         original = pipeline._deliver
 
         def deliver(deliveries):
-            deliveries = list(deliveries)
+            if isinstance(deliveries, list):
+                deliveries = Deliveries([deliveries], [])
             for reader in pipeline.stream_readers:
                 name = name_of(reader)
                 start = clock()
                 feed = reader.feed_stream
-                for delivery in deliveries:
-                    feed(delivery)
+                # As Pipeline._deliver gives them: less the connections the reader gave up on.
+                for objects, wanted in deliveries.wanted([getattr(reader, "ignores", None)]):
+                    for delivery, flag in zip(objects, wanted[0] if wanted else repeat(True)):
+                        if flag:
+                            feed(delivery)
                 spent[name] = spent.get(name, 0.0) + clock() - start
         pipeline._deliver = deliver
         return original

@@ -168,7 +168,7 @@ def _instrument(pipeline, http_stage, timer: CpuTimer) -> None:
     pipeline.stats.update = timer.wrap("capture stats", pipeline.stats.update)
     pipeline.packets.feed = timer.wrap("packets frame", pipeline.packets.feed)
     pipeline.connections.feed = timer.wrap("conn", pipeline.connections.feed)
-    pipeline.streams.feed = timer.wrap("TCP reassembly", pipeline.streams.feed)
+    pipeline.streams.feed_columns = timer.wrap("TCP reassembly", pipeline.streams.feed_columns)
     pipeline.fragments.feed = timer.wrap("IP defrag", pipeline.fragments.feed)
     timer.time_stream_readers(pipeline, lambda reader: f"{names.get(id(reader), type(reader).__name__)} (streams)")
 

@@ -98,7 +98,7 @@ def pipeline_run(path: Path) -> dict:
         pipeline.replace(SmtpStage(pipeline.connections))   # Pipeline() has one already: not twice
         pipeline.packets.feed = timer.wrap("packets frame", pipeline.packets.feed)
         pipeline.connections.feed = timer.wrap("conn", pipeline.connections.feed)
-        pipeline.streams.feed = timer.wrap("TCP reassembly", pipeline.streams.feed)
+        pipeline.streams.feed_columns = timer.wrap("TCP reassembly", pipeline.streams.feed_columns)
         pipeline.fragments.feed = timer.wrap("IP defragmentation", pipeline.fragments.feed)
         for stage in pipeline.stages[2:]:
             stage.feed = timer.wrap(f"{type(stage).__name__} (packets)", stage.feed)

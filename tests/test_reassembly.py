@@ -925,6 +925,41 @@ def test_compiled_pass_delivers_as_python(seed, per_batch):
     assert r_compiled.stats == r_python.stats
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("per_batch", [9, 10_000])
+def test_columns_are_the_deliveries(seed, per_batch):
+    """feed_columns gives what feed gives: as objects, as columns (bytes read from the batch's
+    buffers where the compiled pass left them), and as a byte count."""
+    frames, uids = mixed_capture(random.Random(seed))
+    uids = np.array(uids, dtype=np.int64)
+    expected, _ = run_capture(frames, per_batch=per_batch, uids=uids, flush=False)
+    r = TcpReassembly()
+    got, kinds = [], set()
+    for start in range(0, len(frames), per_batch):
+        part = frames[start:start + per_batch]
+        batch = batch_of(part, first_number=start + 1, ts_ns=[(start + i) * (NS // 1000) for i in range(len(part))])
+        deliveries = r.feed_columns(batch, dissect(batch), uid_per_row=uids[start:start + per_batch])
+        kinds.update(type(piece).__name__ for piece in deliveries.pieces)
+        objects = list(deliveries)
+        assert len(deliveries) == len(objects)
+        assert deliveries.total_bytes == sum(len(d.chunk.data) for d in objects)
+        columns = deliveries.columns()
+        assert list(columns["key"]) == [d.key for d in objects]
+        for name, values in (("is_orig", [d.is_orig for d in objects]), ("ts", [d.chunk.ts for d in objects]),
+                             ("gap_before", [d.chunk.gap_before for d in objects]),
+                             ("frame", [d.chunk.frame for d in objects]), ("eof", [d.chunk.eof for d in objects]),
+                             ("length", [len(d.chunk.data) for d in objects])):
+            assert columns[name].tolist() == values, name
+        data = [columns["data"][i] if source < 0 else
+                deliveries.buffers[source][start:start + length].tobytes()
+                for i, (source, start, length) in enumerate(zip(columns["source"].tolist(), columns["start"].tolist(),
+                                                                columns["length"].tolist()))]
+        assert data == [d.chunk.data for d in objects]
+        got += objects
+    assert typed(got) == typed(expected)
+    assert kinds == {"CompiledRun", "list"}
+
+
 def test_compiled_pass_takes_in_order_segments(monkeypatch):
     """Only what it cannot reproduce is left to the Python loop: here the out-of-order segment and
     the rest of its connection in the batch."""

@@ -174,6 +174,11 @@ class DnsStage:
                   np.array([len(payload)], np.int64), np.array([checksum_ok]), np.array([ts_ns], np.int64),
                   np.array([frame_number], np.int64), np.array([ts_ns], np.int64))
 
+    def ignores(self, key) -> bool:
+        """Whether :meth:`feed_stream` drops every delivery of this connection (a
+        :class:`~analyzer.reassembly.ConnKey`): neither port is one of ``tcp_ports``."""
+        return key.resp_p not in self.tcp_ports and key.orig_p not in self.tcp_ports
+
     def feed_stream(self, connection_key, is_orig: bool | None = None, data: bytes = b"", ts_ns: int = 0,
                     frame_number: int = -1, conn_id=None) -> None:
         """Take reassembled DNS-over-TCP bytes of one direction of a connection.

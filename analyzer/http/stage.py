@@ -121,6 +121,16 @@ class HttpStage:
             # anything else: picked up mid-stream.
             self._start[uids[new]] = np.where((flags & 0x02) != 0, 1, 2)
 
+    def ignores(self, key) -> bool:
+        """Whether :meth:`feed_stream` drops every delivery of this connection, now and from now on:
+        done with it, not HTTP, or picked up mid-stream (``key``: a :class:`~analyzer.reassembly.ConnKey`)."""
+        uid = key.uid
+        session = self._sessions.get(uid, _UNSEEN)
+        if session is None:
+            return True
+        codes = self._start_codes
+        return session is _UNSEEN and uid.__class__ is int and 0 <= uid < len(codes) and codes[uid] >= 2
+
     def feed_stream(self, delivery: Delivery) -> None:
         """One reassembled chunk (data, gap or end of stream) of one direction."""
         key, is_orig, chunk = delivery

@@ -6,7 +6,7 @@
   in-order :class:`Chunk` objects out (with gap lengths).
 * :class:`TcpReassembly` (:mod:`.tcp`): every connection of a capture, fed
   batch by batch; returns :class:`Delivery` objects for the application
-  dissectors.
+  dissectors (or one batch's as columns, :class:`Deliveries`).
 
 Anomalies are :class:`Weird` records (frame number, Zeek's name, addl).
 """
@@ -14,11 +14,13 @@ Anomalies are :class:`Weird` records (frame number, Zeek's name, addl).
 from .events import Weird
 from .ip import FragmentReassembler
 from .stream import Chunk, StreamReassembler
-from .tcp import ConnKey, Delivery, TcpReassembly
+from .deliveries import ConnKey, Deliveries, Delivery
+from .tcp import TcpReassembly
 
 __all__ = [
            "Chunk",
            "ConnKey",
+           "Deliveries",
            "Delivery",
            "FragmentReassembler",
            "StreamReassembler",

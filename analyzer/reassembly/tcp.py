@@ -67,12 +67,10 @@ from __future__ import annotations
 
 import gc
 import socket
-from itertools import repeat
-from typing import NamedTuple
-
 import numpy as np
 
 from ..grouping import group_rows
+from .deliveries import CompiledRun, ConnKey, Deliveries, Delivery
 from .events import Weird
 from .kernels import (
     CHUNK_END,
@@ -115,32 +113,6 @@ DEFAULT_CLOSE_DELAY_NS = 5 * NS
 SWEEP_INTERVAL_NS = NS
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _tuple_new = tuple.__new__   # builds Chunk and Delivery without their Python-level __new__ (hot loop)
-
-
-class ConnKey(NamedTuple):
-    """A TCP connection, Zeek ``conn_id`` style.
-
-    Attributes:
-        orig_h, orig_p, resp_h, resp_p: originator and responder address
-            (text) and port.
-        uid: the uid given to :meth:`TcpReassembly.feed`, or else a serial
-            number unique to this connection within the reassembler (two
-            connections on the same four values differ by it).
-    """
-
-    orig_h: str
-    orig_p: int
-    resp_h: str
-    resp_p: int
-    uid: object
-
-
-class Delivery(NamedTuple):
-    """Bytes (or a gap, or end-of-stream) of one direction of one connection."""
-
-    key: ConnKey
-    is_orig: bool
-    chunk: Chunk
 
 
 class _Conn:
@@ -239,22 +211,47 @@ class TcpReassembly:
             ``Chunk.frame`` is the frame number that carried the bytes
             (-1 for a marker made by a timer or :meth:`flush`).
         """
-        out: list[Delivery] = []
+        return self.feed_columns(batch, fields, uid_per_row, frame_numbers, more).to_list()
+
+    def feed_columns(self, batch, fields, uid_per_row=None, frame_numbers: np.ndarray | None = None,
+                     more=()) -> Deliveries:
+        """:meth:`feed`, with the deliveries as a :class:`~.deliveries.Deliveries`.
+
+        The same deliveries in the same order, but those of the segments the
+        compiled pass took stay columns whose bytes are views of the batch's
+        buffers (valid until the capture reader refills them): no Python
+        object per chunk unless the consumer iterates.
+        """
+        out: list = []
         parts = [part for part in [(batch, fields, uid_per_row, frame_numbers), *more] if len(part[0])]
         if not parts:
-            return out
+            return Deliveries([], [])
+        datas = [memoryview(part[0].data) for part in parts]
         # The loops allocate two small tuples per chunk, all kept: with the cyclic collector
         # on, the generation-2 passes they trigger cost more than the loops themselves.
         # Nothing here makes reference cycles, so the collector is off while they run.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            self._batch(parts, out)
+            self._batch(parts, datas, out)
         finally:
             if collecting:
                 gc.enable()
         self.stats["buffered_bytes"] = self._buffered
-        return out
+        # Runs of the Python path's Delivery objects between the compiled runs.
+        pieces: list = []
+        current: list = []
+        for item in out:
+            if item.__class__ is CompiledRun:
+                if current:
+                    pieces.append(current)
+                    current = []
+                pieces.append(item)
+            else:
+                current.append(item)
+        if current:
+            pieces.append(current)
+        return Deliveries(pieces, datas)
 
     def flush(self, ts_ns: int | None = None) -> list[Delivery]:
         """End of capture: close every stream (holes become gaps) and forget every connection.
@@ -273,11 +270,11 @@ class TcpReassembly:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _batch(self, parts, out) -> None:
+    def _batch(self, parts, datas: list[memoryview], out) -> None:
         selected = [select(index, *part, self.use_acks) for index, part in enumerate(parts)]
         selected = [columns for columns in selected if columns is not None]
         if selected:
-            self._rows(selected, [memoryview(part[0].data) for part in parts], out)
+            self._rows(selected, datas, out)
         now = max(int(part[0].ts_ns.max()) for part in parts)
         if self._now is None or now > self._now:
             self._now = now
@@ -401,22 +398,14 @@ class TcpReassembly:
         if chunks is None or not len(chunks):
             out.extend(made)
             return
-        # The compiled segments' deliveries, in bulk, then merged with Python's at their segments.
+        # The compiled segments' deliveries as columns, merged with Python's at their segments.
         at = seg[chunks[:, CHUNK_ROW]]
-        starts, stops = chunks[:, CHUNK_START].tolist(), chunks[:, CHUNK_END].tolist()
-        if len(datas) == 1:
-            data = datas[0]
-            payloads = [data[a:b].tobytes() if b > a else b"" for a, b in zip(starts, stops)]
-        else:
-            payloads = [datas[p][a:b].tobytes() if b > a else b"" for p, a, b in
-                        zip(c["part"][at].tolist(), starts, stops)]
-        made_chunks = map(_tuple_new, repeat(Chunk), zip(
-            payloads, c["ts"][at].tolist(), chunks[:, CHUNK_GAP].tolist(), c["numbers"][at].tolist(),
-            chunks[:, CHUNK_EOF].astype(bool).tolist()))
-        compiled = list(map(_tuple_new, repeat(Delivery), zip(
-            keys[chunks[:, CHUNK_INSTANCE]].tolist(), chunks[:, CHUNK_ORIG].astype(bool).tolist(), made_chunks)))
+        instance = chunks[:, CHUNK_INSTANCE]
+        run = CompiledRun(keys[instance], instance, chunks[:, CHUNK_ORIG] != 0, c["part"][at], chunks[:, CHUNK_START],
+                          chunks[:, CHUNK_END], c["ts"][at], chunks[:, CHUNK_GAP], c["numbers"][at],
+                          chunks[:, CHUNK_EOF] != 0)
         if not made:
-            out.extend(compiled)
+            out.append(run)
             return
         # Python's deliveries of each segment go before the compiled ones of the same segment (its
         # connection's opening closed the one before) and after those of earlier segments.
@@ -425,10 +414,12 @@ class TcpReassembly:
         some = last > first
         taken = 0
         for before, a, b in zip(cut[events][some].tolist(), first[some].tolist(), last[some].tolist()):
-            out.extend(compiled[taken:before])
+            if before > taken:
+                out.append(run.take(slice(taken, before)))
             out.extend(made[a:b])
             taken = before
-        out.extend(compiled[taken:])
+        if taken < len(run):
+            out.append(run.take(slice(taken, len(run))))
 
     def _python_segments(self, part, starts, ends, datas, seqs, flags, stated, ts, numbers, inverse, lower, uids,
                          canons, conns, out, acks, restores, keys, marks) -> None:

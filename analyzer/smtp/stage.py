@@ -139,6 +139,12 @@ class SmtpStage:
     def feed(self, batch, fields) -> None:
         """Packets are not needed: SMTP comes from the reassembled streams."""
 
+    def ignores(self, key) -> bool:
+        """Whether :meth:`feed_stream` drops every delivery of this connection, now and from now on
+        (it is not SMTP, or done; ``key``: a :class:`~analyzer.reassembly.ConnKey`)."""
+        uid = key[4]
+        return self._conns.get(key if uid is None else uid, _MISSING) is None
+
     def feed_stream(self, delivery) -> None:
         """One :class:`~analyzer.reassembly.Delivery` (bytes, gap or end of one direction)."""
         key, is_orig, chunk = delivery

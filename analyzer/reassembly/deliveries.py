@@ -1,0 +1,207 @@
+"""What TCP reassembly hands the stream readers: :class:`Delivery` objects, or one batch's as columns.
+
+:meth:`.tcp.TcpReassembly.feed` returns a list of :class:`Delivery`
+(connection, direction, :class:`~.stream.Chunk`); :meth:`.tcp.TcpReassembly.feed_columns`
+returns the same deliveries as a :class:`Deliveries`, in the same order,
+without making a Python object per chunk for the segments its compiled pass
+took: their bytes stay where they are in the batch's buffer (a zero-copy
+view, as Zeek's reassembler hands its analyzers a pointer into the packet),
+and a consumer that wants objects asks for them (iteration), or reads the
+columns (:meth:`Deliveries.columns`, :attr:`Deliveries.total_bytes`).
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+from typing import NamedTuple
+
+import numpy as np
+
+from .stream import Chunk
+
+_tuple_new = tuple.__new__   # builds Chunk and Delivery without their Python-level __new__ (hot loop)
+
+
+class ConnKey(NamedTuple):
+    """A TCP connection, Zeek ``conn_id`` style.
+
+    Attributes:
+        orig_h, orig_p, resp_h, resp_p: originator and responder address
+            (text) and port.
+        uid: the uid given to :meth:`.tcp.TcpReassembly.feed`, or else a serial
+            number unique to this connection within the reassembler (two
+            connections on the same four values differ by it).
+    """
+
+    orig_h: str
+    orig_p: int
+    resp_h: str
+    resp_p: int
+    uid: object
+
+
+class Delivery(NamedTuple):
+    """Bytes (or a gap, or end-of-stream) of one direction of one connection."""
+
+    key: ConnKey
+    is_orig: bool
+    chunk: Chunk
+
+
+class CompiledRun:
+    """Consecutive deliveries made by the compiled pass, as columns (each ``[r]``).
+
+    ``key`` (object: :class:`ConnKey`), ``connection`` (int64: the same number
+    for the same connection within one feed), ``is_orig`` (bool), ``source`` (int64:
+    which buffer of :class:`Deliveries` holds the bytes), ``start``/``end``
+    (int64 byte offsets in it; ``end == start`` for a marker), ``ts`` (int64
+    ns since the epoch), ``gap_before`` (int64 bytes), ``frame`` (int64
+    frame number), ``eof`` (bool).
+    """
+
+    __slots__ = ("connection", "end", "eof", "frame", "gap_before", "is_orig", "key", "source", "start", "ts")
+
+    def __init__(self, key, connection, is_orig, source, start, end, ts, gap_before, frame, eof):
+        self.key, self.connection, self.is_orig = key, connection, is_orig
+        self.source, self.start, self.end = source, start, end
+        self.ts, self.gap_before, self.frame, self.eof = ts, gap_before, frame, eof
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def take(self, rows) -> CompiledRun:
+        """The rows ``rows`` (a slice: views; a boolean mask: copies)."""
+        return CompiledRun(*(getattr(self, name)[rows] for name in _RUN_COLUMNS))
+
+    def objects(self, buffers: list) -> list[Delivery]:
+        """The rows as :class:`Delivery` objects (their bytes copied out of ``buffers``)."""
+        starts, stops = self.start.tolist(), self.end.tolist()
+        if len(buffers) == 1:
+            data = buffers[0]
+            payloads = [data[a:b].tobytes() if b > a else b"" for a, b in zip(starts, stops)]
+        else:
+            payloads = [buffers[p][a:b].tobytes() if b > a else b"" for p, a, b in
+                        zip(self.source.tolist(), starts, stops)]
+        chunks = map(_tuple_new, repeat(Chunk), zip(payloads, self.ts.tolist(), self.gap_before.tolist(),
+                                                    self.frame.tolist(), self.eof.tolist()))
+        return list(map(_tuple_new, repeat(Delivery), zip(self.key.tolist(), self.is_orig.tolist(), chunks)))
+
+
+_RUN_COLUMNS = ("key", "connection", "is_orig", "source", "start", "end", "ts", "gap_before", "frame", "eof")
+
+
+class Deliveries:
+    """The deliveries of one :meth:`.tcp.TcpReassembly.feed_columns` call, in order.
+
+    Made of pieces in delivery order: lists of :class:`Delivery` (what the
+    Python path made: out-of-order data, gaps, ends of stream, timers) and
+    :class:`CompiledRun` columns whose bytes are views of ``buffers`` (the
+    batch's data, and that of the datagrams fed with it).  Those views are
+    valid as long as the batch's buffer is: read (or copy) them before the
+    capture reader refills it (``open_capture(..., reuse_buffers=True)``).
+
+    ``len()`` is the number of deliveries; iterating yields them as
+    :class:`Delivery` objects, exactly the list
+    :meth:`.tcp.TcpReassembly.feed` returns.
+    """
+
+    __slots__ = ("buffers", "pieces")
+
+    def __init__(self, pieces: list, buffers: list):
+        self.pieces = pieces
+        self.buffers = buffers
+
+    def __len__(self) -> int:
+        return sum(len(piece) for piece in self.pieces)
+
+    def __iter__(self):
+        for piece in self.pieces:
+            yield from piece.objects(self.buffers) if piece.__class__ is CompiledRun else piece
+
+    def wanted(self, ignores: list):
+        """The deliveries piece by piece, less those no reader wants, for several stream readers.
+
+        ``ignores``: per reader, None (it wants everything) or a function
+        ``ignores(key) -> bool`` saying whether the reader would now drop every
+        delivery of that connection (it gave up on it: not its protocol, done,
+        picked up mid-stream) and keep doing so.  It is asked once per
+        connection per compiled run, before the run is given.
+
+        Yields ``(objects, wanted)`` per piece, in order: ``objects`` a list of
+        :class:`Delivery`; ``wanted`` None when every reader takes every one
+        of them, else per reader a list of bools (``len(objects)``): whether
+        to give it each.  Giving each reader the deliveries it is said to want
+        has the same effect as giving it every delivery, with fewer objects.
+        """
+        for piece in self.pieces:
+            if piece.__class__ is not CompiledRun:
+                if piece:
+                    yield piece, None
+                continue
+            if all(ignore is None for ignore in ignores):
+                yield piece.objects(self.buffers), None
+                continue
+            _, first, inverse = np.unique(piece.connection, return_index=True, return_inverse=True)
+            keys = piece.key[first].tolist()
+            masks = [np.ones(len(piece), dtype=bool) if ignore is None else
+                     ~np.fromiter(map(ignore, keys), dtype=bool, count=len(keys))[inverse] for ignore in ignores]
+            anyone = np.logical_or.reduce(masks)
+            if not anyone.any():
+                continue
+            if anyone.all():
+                yield piece.objects(self.buffers), [mask.tolist() for mask in masks]
+            else:
+                yield piece.take(anyone).objects(self.buffers), [mask[anyone].tolist() for mask in masks]
+
+    def to_list(self) -> list[Delivery]:
+        """Every delivery as a :class:`Delivery` (what :meth:`.tcp.TcpReassembly.feed` returns)."""
+        out: list[Delivery] = []
+        for piece in self.pieces:
+            out.extend(piece.objects(self.buffers) if piece.__class__ is CompiledRun else piece)
+        return out
+
+    @property
+    def total_bytes(self) -> int:
+        """Stream bytes delivered (the sum of the chunks' data lengths; gaps not counted)."""
+        return sum(int((piece.end - piece.start).sum()) if piece.__class__ is CompiledRun
+                   else sum(len(delivery.chunk.data) for delivery in piece) for piece in self.pieces)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every delivery as columns (each ``[len(self)]``), in order.
+
+        ``key`` (object: :class:`ConnKey`), ``is_orig`` (bool), ``ts`` (int64
+        ns since the epoch), ``gap_before`` (int64 bytes missing before the
+        data), ``frame`` (int64 frame number, -1 for a timer's marker),
+        ``eof`` (bool), ``length`` (int64 bytes of data), and where the data
+        is: ``source`` (int64 index into :attr:`buffers`, or -1: ``data[i]``
+        holds it) with ``start`` (byte offset), and ``data`` (object: the
+        bytes of the Python path's chunks, None for the others).
+        """
+        parts = []
+        for piece in self.pieces:
+            if piece.__class__ is CompiledRun:
+                n = len(piece)
+                parts.append({"key": piece.key, "is_orig": piece.is_orig, "ts": piece.ts,
+                              "gap_before": piece.gap_before, "frame": piece.frame, "eof": piece.eof,
+                              "length": piece.end - piece.start, "source": piece.source, "start": piece.start,
+                              "data": np.full(n, None, dtype=object)})
+            elif piece:
+                n = len(piece)
+                key = np.empty(n, dtype=object)
+                key[:] = [delivery.key for delivery in piece]
+                data = np.empty(n, dtype=object)
+                data[:] = [delivery.chunk.data for delivery in piece]
+                chunks = [delivery.chunk for delivery in piece]
+                parts.append({"key": key, "is_orig": np.fromiter((d.is_orig for d in piece), bool, n),
+                              "ts": np.fromiter((c.ts for c in chunks), np.int64, n),
+                              "gap_before": np.fromiter((c.gap_before for c in chunks), np.int64, n),
+                              "frame": np.fromiter((c.frame for c in chunks), np.int64, n),
+                              "eof": np.fromiter((c.eof for c in chunks), bool, n),
+                              "length": np.fromiter((len(c.data) for c in chunks), np.int64, n),
+                              "source": np.full(n, -1, dtype=np.int64), "start": np.zeros(n, dtype=np.int64),
+                              "data": data})
+        names = ("key", "is_orig", "ts", "gap_before", "frame", "eof", "length", "source", "start", "data")
+        if not parts:
+            dtypes = (object, bool, np.int64, np.int64, np.int64, bool, np.int64, np.int64, np.int64, object)
+            return {name: np.zeros(0, dtype=dtype) for name, dtype in zip(names, dtypes)}
+        return {name: np.concatenate([part[name] for part in parts]) for name in names}
