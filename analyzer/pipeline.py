@@ -250,16 +250,18 @@ class Pipeline:
             deliveries = Deliveries([deliveries], [])
         feeds = [stage.feed_stream for stage in self.stream_readers]
         ignores = [getattr(stage, "ignores", None) for stage in self.stream_readers]
-        for objects, wanted in deliveries.wanted(ignores):
-            if wanted is None:
+        chosen: dict[int, list] = {}        # a bit set of readers -> their feed_stream methods
+        for objects, readers in deliveries.wanted(ignores):
+            if readers is None:
                 for delivery in objects:
                     for feed in feeds:
                         feed(delivery)
                 continue
-            for delivery, *flags in zip(objects, *wanted):
-                for feed, flag in zip(feeds, flags):
-                    if flag:
-                        feed(delivery)
+            for bits in set(readers) - chosen.keys():
+                chosen[bits] = [feed for i, feed in enumerate(feeds) if bits >> i & 1]
+            for delivery, bits in zip(objects, readers):
+                for feed in chosen[bits]:
+                    feed(delivery)
 
     def _weirds(self, weirds: list[Weird]) -> None:
         """Reassembly anomalies become weird rows of the frame they name (the last frame for timers)."""

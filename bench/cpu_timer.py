@@ -48,9 +48,9 @@ class CpuTimer:
                 start = clock()
                 feed = reader.feed_stream
                 # As Pipeline._deliver gives them: less the connections the reader gave up on.
-                for objects, wanted in deliveries.wanted([getattr(reader, "ignores", None)]):
-                    for delivery, flag in zip(objects, wanted[0] if wanted else repeat(True)):
-                        if flag:
+                for objects, readers in deliveries.wanted([getattr(reader, "ignores", None)]):
+                    for delivery, wanted in zip(objects, readers or repeat(1)):
+                        if wanted:
                             feed(delivery)
                 spent[name] = spent.get(name, 0.0) + clock() - start
         pipeline._deliver = deliver

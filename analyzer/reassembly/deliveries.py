@@ -127,11 +127,12 @@ class Deliveries:
         picked up mid-stream) and keep doing so.  It is asked once per
         connection per compiled run, before the run is given.
 
-        Yields ``(objects, wanted)`` per piece, in order: ``objects`` a list of
-        :class:`Delivery`; ``wanted`` None when every reader takes every one
-        of them, else per reader a list of bools (``len(objects)``): whether
-        to give it each.  Giving each reader the deliveries it is said to want
-        has the same effect as giving it every delivery, with fewer objects.
+        Yields ``(objects, readers)`` per piece, in order: ``objects`` a list
+        of :class:`Delivery`; ``readers`` None when every reader takes every
+        one of them, else per delivery an int whose bit ``i`` says whether
+        reader ``i`` is to be given it.  Giving each reader the deliveries it is
+        said to want has the same effect as giving it every delivery, with
+        fewer objects and calls.
         """
         for piece in self.pieces:
             if piece.__class__ is not CompiledRun:
@@ -143,15 +144,16 @@ class Deliveries:
                 continue
             _, first, inverse = np.unique(piece.connection, return_index=True, return_inverse=True)
             keys = piece.key[first].tolist()
-            masks = [np.ones(len(piece), dtype=bool) if ignore is None else
-                     ~np.fromiter(map(ignore, keys), dtype=bool, count=len(keys))[inverse] for ignore in ignores]
-            anyone = np.logical_or.reduce(masks)
-            if not anyone.any():
-                continue
+            readers = np.zeros(len(keys), dtype=np.int64)
+            for bit, ignore in enumerate(ignores):
+                wants = True if ignore is None else ~np.fromiter(map(ignore, keys), dtype=bool, count=len(keys))
+                readers |= np.where(wants, 1 << bit, 0)
+            readers = readers[inverse]
+            anyone = readers != 0
             if anyone.all():
-                yield piece.objects(self.buffers), [mask.tolist() for mask in masks]
-            else:
-                yield piece.take(anyone).objects(self.buffers), [mask[anyone].tolist() for mask in masks]
+                yield piece.objects(self.buffers), readers.tolist()
+            elif anyone.any():
+                yield piece.take(anyone).objects(self.buffers), readers[anyone].tolist()
 
     def to_list(self) -> list[Delivery]:
         """Every delivery as a :class:`Delivery` (what :meth:`.tcp.TcpReassembly.feed` returns)."""
