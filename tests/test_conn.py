@@ -494,3 +494,43 @@ def test_corpus_conformance():
     assert result["percent_dissected"] >= 99.5
     assert len(result["missing"]) == 0
     assert len(result["extra"]) == 0
+
+
+# ---- growth of the slot table and the compiled Community ID ------------------------------
+
+def _stage_run(path, capacity, batch_packets):
+    from analyzer.reassembly import FragmentReassembler
+    from captures import open_capture
+    stage, fragments = ConnStage(capacity=capacity), FragmentReassembler()
+    with open_capture(path) as reader:
+        for batch in reader.batches(max_packets=batch_packets):
+            fields = dissect(batch)
+            datagrams, numbers = fragments.feed(batch, fields)
+            parts = [(datagrams, dissect(datagrams), numbers - batch.first_number)] if len(datagrams) else []
+            stage.feed(batch, fields, datagrams=parts)
+    return stage.finish()["conn"], stage.packet_uid
+
+
+def test_slot_table_grows_mid_batch_without_changing_output():
+    # Many connections open at once: a one-slot table must double while the events run
+    # (process_events stops and resumes), and give what a roomy table gives.
+    frames = [tcp(A, B, 40000 + i, 80, "S", seq=i) for i in range(300)]
+    frames += [tcp(B, A, 80, 40000 + i, "SA", seq=7, ack=i + 1) for i in range(0, 300, 3)]
+    times = np.arange(len(frames)) * 0.001
+    small, small_stage = conn_frame(frames, times, capacity=1)
+    roomy, roomy_stage = conn_frame(frames, times, capacity=4096)
+    pd.testing.assert_frame_equal(small, roomy)
+    assert small_stage.packet_uid.equals(roomy_stage.packet_uid)
+    assert len(small) == 300 and 300 <= small_stage.C.shape[0] < 4096
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(CORPUS, "zeek")), reason=f"corpus not found at {CORPUS}")
+@pytest.mark.parametrize("name", ["ipv4-fragmented-4.pcap", "ipv6-fragmented-dns.pcap"])
+def test_reassembled_datagrams_interleaved_and_growth(name):
+    path = os.path.join(CORPUS, "zeek", name)
+    if not os.path.exists(path):
+        pytest.skip(f"{name} not in the corpus")
+    whole, whole_uid = _stage_run(path, 4096, 65536)
+    small, small_uid = _stage_run(path, 1, 7)
+    pd.testing.assert_frame_equal(whole, small)
+    assert whole_uid.equals(small_uid)

@@ -10,9 +10,12 @@ equivalent is its counterpart type; one-way messages keep their orientation).
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import ipaddress
 import struct
+
+import numpy as np
 
 from .flows import ICMP4_COUNTERPART, ICMP6_COUNTERPART
 
@@ -49,3 +52,22 @@ def community_id_packed(a: bytes, b: bytes, proto: int, sport, dport, seed: int 
     if has_ports:
         data += struct.pack("!HH", sport, dport)
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")
+
+
+def community_id_rows(buf: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Community IDs (``uint8[m, 30]``, ASCII ``1:`` + 28 base64 characters) of packed inputs.
+
+    ``buf`` (``uint8[m, w]``) holds each row's hash input (seed, addresses,
+    protocol, pad, ports, as :func:`community_id_packed` packs them) in its
+    first ``lengths[i]`` (``int64[m]``) bytes.  SHA-1 and base64 are hashlib's
+    and binascii's, one call each per row; the packing is what is vectorised.
+    """
+    m, width = buf.shape
+    raw = np.ascontiguousarray(buf).tobytes()
+    sha1, b64 = hashlib.sha1, binascii.b2a_base64
+    text = b"".join([b64(sha1(raw[start:start + n]).digest(), newline=False)
+                     for start, n in zip(range(0, m * width, width), np.asarray(lengths).tolist())])
+    out = np.empty((m, 30), dtype=np.uint8)
+    out[:, 0], out[:, 1] = ord("1"), ord(":")
+    out[:, 2:] = np.frombuffer(text, dtype=np.uint8).reshape(m, 28)
+    return out

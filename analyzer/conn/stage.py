@@ -12,22 +12,20 @@ flushes the rest (Zeek's end of input) and builds the frame.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import ipaddress
 import re
-import socket
-import struct
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from dissectors.stack import TUNNEL_SERVICES
 
 from ..frames import strings_from_rows
 
 from . import state as S
+from .addresses import format_addresses, in_networks, networks
+from .community_id import community_id_rows
 from .flows import ICMP4_COUNTERPART, ICMP6_COUNTERPART, build_events, dropped_rows
 from .schema import CONN
 from .uid import encode as encode_uid
@@ -53,6 +51,8 @@ LIKELY_TCP = (21, 22, 23, 25, 53, 80, 81, 88, 110, 135, 139, 143, 389, 443, 445,
 LIKELY_UDP = (53, 67, 68, 69, 88, 123, 137, 161, 162, 389, 443, 500, 514, 750, 1812, 2123, 2152, 3544,
               4500, 4789, 5060, 5072, 5353, 5355, 6081, 20000)
 
+#: conn_state values, in the order of the frame's categories.
+CONN_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
 RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
 
 
@@ -62,57 +62,15 @@ def _port_table(ports) -> np.ndarray:
     return table
 
 
-def _nets(nets):
-    out = []
-    for text in nets:
-        net = ipaddress.ip_network(text)
-        if net.version == 4:
-            value = (0xFFFF << 32) | int(net.network_address)
-            bits = 96 + net.prefixlen
-        else:
-            value, bits = int(net.network_address), net.prefixlen
-        mask = ((1 << 128) - 1) ^ ((1 << (128 - bits)) - 1)
-        out.append((np.uint64(value >> 64), np.uint64(value & (2**64 - 1)),
-                    np.uint64(mask >> 64), np.uint64(mask & (2**64 - 1))))
-    return out
-
-
-def _in_nets(hi: np.ndarray, lo: np.ndarray, nets) -> np.ndarray:
-    hi = hi.view(np.uint64)
-    lo = lo.view(np.uint64)
-    hit = np.zeros(len(hi), dtype=bool)
-    for vh, vl, mh, ml in nets:
-        hit |= ((hi & mh) == vh) & ((lo & ml) == vl)
-    return hit
-
-
-def _format_addresses(hi: np.ndarray, lo: np.ndarray) -> pd.Categorical:
-    """Categorical of address text (IPv4-mapped values as dotted quads), each distinct value formatted once."""
-    m = len(hi)
-    v4 = (hi == 0) & ((lo >> 32) == 0xFFFF)
-    codes = np.empty(m, dtype=np.int64)
-    texts: list[str] = []
-    if v4.any():
-        values, inverse = np.unique(lo[v4] & 0xFFFFFFFF, return_inverse=True)
-        pack = struct.Struct("!I").pack
-        texts = [socket.inet_ntoa(pack(v)) for v in values.tolist()]
-        codes[v4] = inverse
-    six = ~v4
-    if six.any():
-        words = np.stack([hi[six], lo[six]], axis=1).astype(">i8")
-        raw = np.ascontiguousarray(words).view("V16").reshape(-1)
-        values, inverse = np.unique(raw, return_inverse=True)
-        base = len(texts)
-        texts += [socket.inet_ntop(socket.AF_INET6, bytes(v)) for v in values]
-        codes[six] = inverse + base
-    return pd.Categorical.from_codes(codes, categories=pd.Index(texts, dtype="str"))
-
-
-def _packed(h: int, l: int) -> bytes:
-    h, l = h & (2**64 - 1), l & (2**64 - 1)
-    if h == 0 and (l >> 32) == 0xFFFF:
-        return (l & 0xFFFFFFFF).to_bytes(4, "big")
-    return h.to_bytes(8, "big") + l.to_bytes(8, "big")
+def _unique_rows(rows: np.ndarray) -> np.ndarray:
+    """The distinct rows of ``rows`` (``int64[k, w]``) in lexicographic order: ``np.unique(rows, axis=0)``,
+    without its per-call overhead (it dominated for the few rows of a batch)."""
+    if len(rows) < 2:
+        return rows
+    rows = rows[np.lexsort(rows.T[::-1])]
+    keep = np.ones(len(rows), dtype=bool)
+    keep[1:] = (rows[1:] != rows[:-1]).any(axis=1)
+    return rows[keep]
 
 
 #: Weirds Zeek raises through ``Analyzer::LimitReachedWeird`` (an analyzer gave up on part of the
@@ -153,7 +111,7 @@ class ConnStage:
         self.validate = validate_checksums
         self.likely_tcp = _port_table(likely_server_ports_tcp)
         self.likely_udp = _port_table(likely_server_ports_udp)
-        self.local_nets = _nets(local_nets) if local_nets else None
+        self.local_nets = networks(local_nets) if local_nets else None
         self.uid_seed = np.int64(uid_seed)
         self.C = np.zeros((capacity, S.NF), dtype=np.int64)
         self.H = np.zeros((capacity, S.HSTRIDE), dtype=np.uint8)
@@ -220,23 +178,33 @@ class ConnStage:
             events.append(part_events)
             keys.append(row if rows is None else rows[row])
             sizes.append(len(part_batch))
+        own = events[0]
         if len(parts) > 1:
-            # Capture order: by (completing) row; within a row the batch's own events first.
+            # Capture order: by (completing) row; within a row the batch's own events first.  The
+            # kernel reads the datagrams' few events from their own matrix (``pick`` < 0), so the
+            # batch's events are not copied into a merged one.
             source = np.concatenate([np.full(len(e), i) for i, e in enumerate(events)])
             order = np.lexsort((source, np.concatenate(keys)))
-            merged = np.ascontiguousarray(np.concatenate(events)[order])
+            extra = np.concatenate(events[1:])
+            pick = np.where(order < len(own), order, len(own) - 1 - order)
         else:
-            order, merged = None, events[0]
-        k = len(merged)
-        if self.n_free < k:
-            self._grow(k - self.n_free)
+            order, extra, pick = None, np.zeros((0, S.EV_N), dtype=np.int64), np.zeros(0, dtype=np.int64)
+        k = len(own) + len(extra)
         done = np.empty(k + self.C.shape[0], dtype=np.int64)
         out_serial = np.empty(k, dtype=np.int64)
         out_a = np.empty(k, dtype=np.int64)
         out_b = np.empty(k, dtype=np.int64)
-        self.n_free, n_done, self.serial = S.process_events(
-            merged, self.C, self.H, self.table, self.free, self.n_free, done, 0, self.serial,
-            self.likely_tcp, self.likely_udp, self.uid_seed, out_serial, out_a, out_b)
+        at, n_done = 0, 0
+        while True:
+            at, self.n_free, n_done, self.serial = S.process_events(
+                own, extra, pick, at, self.C, self.H, self.table, self.free, self.n_free, done, n_done, self.serial,
+                self.likely_tcp, self.likely_udp, self.uid_seed, out_serial, out_a, out_b)
+            if at == k:
+                break
+            # Out of free slots: double the table and go on (``done`` holds up to one slot per
+            # event plus every slot, for the sweep).
+            self._grow(1)
+            done = np.concatenate([done[:n_done], np.empty(k + self.C.shape[0] - n_done, dtype=np.int64)])
         if order is not None:
             unsorted = np.empty(k, dtype=np.int64)
             unsorted[order] = out_serial
@@ -253,11 +221,11 @@ class ConnStage:
         # Rows whose innermost transport checksum failed: Zeek's TCP analyzer stops there, before
         # reassembly (TCPSessionAdapter::DeliverPacket, ValidateChecksum).
         checksum_ok = np.ones(n, dtype=bool)
-        own = events[0]
-        inner = own[:, S.V_OUTER] == 0
-        checksum_ok[own[inner, S.V_ROW]] = own[inner, S.V_CHKOK] != 0
-        self.transport_packets += int(inner.sum())
-        self.bad_checksums += int(np.count_nonzero(own[inner, S.V_CHKOK] == 0))
+        inner = np.flatnonzero(own[:, S.V_OUTER] == 0)
+        inner_ok = own[inner, S.V_CHKOK] != 0
+        checksum_ok[own[inner, S.V_ROW]] = inner_ok
+        self.transport_packets += len(inner)
+        self.bad_checksums += len(inner) - int(np.count_nonzero(inner_ok))
         for (_, _, rows), part_serial in zip(parts[1:], per_part[1:]):
             # Each datagram's connection goes to the fragment frame that completed it.
             frame_serial[rows] = part_serial
@@ -282,8 +250,8 @@ class ConnStage:
     def _summarise(self, slots: np.ndarray) -> dict[str, np.ndarray]:
         C = self.C[np.ix_(slots, RETIRED_COLUMNS)]
         ep = S.endpoint_summary(self.C, slots)
-        hist = self.H[slots]
-        return {"C": C, "ep": ep, "hist": hist}
+        # Letters and their frame stamps apart: the stamps are read only to insert X marks.
+        return {"C": C, "ep": ep, "letters": self.H[slots, :S.HMAX], "stamps": self.H[slots, S.HMAX:]}
 
     def _confirm_tunnels(self, fields, events: np.ndarray, serials: np.ndarray) -> None:
         """Give a tunnel's outer UDP connection its ``service`` (Zeek's analyzer confirmation).
@@ -300,8 +268,8 @@ class ConnStage:
         rows = events[outer, S.V_ROW]
         decoded = fields.valid["_tunnel.service"][rows]
         outer, rows = outer[decoded], rows[decoded]
-        senders = np.unique(np.column_stack([serials[outer], code[rows], events[outer, S.V_SHI],
-                                             events[outer, S.V_SLO], events[outer, S.V_SPORT]]), axis=0)
+        senders = _unique_rows(np.column_stack([serials[outer], code[rows], events[outer, S.V_SHI],
+                                                events[outer, S.V_SLO], events[outer, S.V_SPORT]]))
         for serial, tunnel, host_hi, host_lo, port in senders.tolist():
             name = TUNNEL_SERVICES[tunnel]
             if name == "teredo":
@@ -407,15 +375,16 @@ class ConnStage:
         if self._rows:
             C = np.concatenate([r["C"] for r in self._rows])
             ep = np.concatenate([r["ep"] for r in self._rows])
-            hist = np.concatenate([r["hist"] for r in self._rows])
+            hist = np.concatenate([r["letters"] for r in self._rows])
+            if self._partial:
+                hist = np.concatenate([hist, np.concatenate([r["stamps"] for r in self._rows])], axis=1)
         else:
             C = np.zeros((0, len(RETIRED_COLUMNS)), dtype=np.int64)
             ep = np.zeros((0, 8), dtype=np.int64)
             hist = np.zeros((0, S.HSTRIDE), dtype=np.uint8)
         order = np.lexsort((C[:, R.K_SERIAL], C[:, R.K_START]))
         m = len(C)
-        # The letters' frame stamps are read only to insert X marks.
-        C, ep, hist = C[order], ep[order], hist[order] if self._partial and m else hist[order, :S.HMAX]
+        C, ep, hist = C[order], ep[order], hist[order]
         uid_chars = encode_uid_chars(C[:, R.K_UIDA], C[:, R.K_UIDB])
         # packet uids: categories indexed by serial
         by_serial = np.zeros((self.serial, uid_chars.shape[1]), dtype=np.uint8)
@@ -443,35 +412,37 @@ class ConnStage:
         # A reused slot keeps an earlier connection's letters past its own count.
         letter_count = np.minimum(C[:, R.K_HLEN], S.HMAX)
         letters[np.arange(S.HMAX)[None, :] >= letter_count[:, None]] = 0
-        histories = letters.view(f"S{S.HMAX}").reshape(m).astype(str) if m else np.zeros(0, dtype=str)
-        states = self._conn_state(proto_code, ost, rst, ep[:, 0], ep[:, 1], histories)
+        states = self._conn_state(proto_code, ost, rst, ep[:, 0], ep[:, 1], letters)
         na = pd.NA
         data = {}
         data["ts"] = pd.arrays.FloatingArray(start / 1e9, np.zeros(m, dtype=bool))
         data["uid"] = strings_from_rows(uid_chars)
-        data["id.orig_h"] = _format_addresses(C[:, R.K_OHI], C[:, R.K_OLO])
+        data["id.orig_h"] = format_addresses(C[:, R.K_OHI], C[:, R.K_OLO])
         data["id.orig_p"] = pd.array(C[:, R.K_OPORT].astype(np.uint16), dtype="UInt16")
-        data["id.resp_h"] = _format_addresses(C[:, R.K_RHI], C[:, R.K_RLO])
+        data["id.resp_h"] = format_addresses(C[:, R.K_RHI], C[:, R.K_RLO])
         data["id.resp_p"] = pd.array(C[:, R.K_RPORT].astype(np.uint16), dtype="UInt16")
         data["proto"] = pd.Categorical.from_codes(proto_code, categories=["tcp", "udp", "icmp"])
         services = [None] * m
         if self._services:
-            serials = C[:, R.K_SERIAL].tolist()
-            # Services recorded by uid (text) as well as by serial need the uid texts.
-            by_uid = any(isinstance(key, str) for key in self._services)
-            uids = data["uid"].to_numpy(dtype=object) if by_uid else [None] * m
-            for j, (u, serial) in enumerate(zip(uids, serials)):
-                if u in self._services or serial in self._services:
-                    services[j] = self._service_text(u, serial)
-        data["service"] = pd.array(services, dtype="string")
+            # Keys are serials (ints) or uids (text): find the rows named either way, then read
+            # only their uid texts.
+            uid_keys = [key for key in self._services if isinstance(key, str)]
+            serial_keys = np.array([key for key in self._services if not isinstance(key, str)], dtype=np.int64)
+            hit = np.isin(C[:, R.K_SERIAL], serial_keys)
+            if uid_keys:
+                hit |= np.asarray(data["uid"].isin(uid_keys), dtype=bool)
+            rows = np.flatnonzero(hit)
+            uids = data["uid"].take(rows).to_numpy(dtype=object) if uid_keys else [None] * len(rows)
+            for j, u, serial in zip(rows.tolist(), uids, C[rows, R.K_SERIAL].tolist()):
+                services[j] = self._service_text(u, serial)
+        data["service"] = pd.array(pa.array(services, type=pa.string()), dtype="string")
         data["duration"] = pd.arrays.FloatingArray(dur_ns / 1e9, ~has_dur)
         data["orig_bytes"] = pd.arrays.IntegerArray(ep[:, 0].copy(), ~has_dur)
         data["resp_bytes"] = pd.arrays.IntegerArray(ep[:, 1].copy(), ~has_dur)
-        data["conn_state"] = pd.Categorical(states, categories=["S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR",
-                                                               "RSTOS0", "RSTRH", "SH", "SHR", "OTH"])
+        data["conn_state"] = pd.Categorical.from_codes(states, categories=list(CONN_STATES))
         if self.local_nets is not None:
-            lo_o = _in_nets(C[:, R.K_OHI], C[:, R.K_OLO], self.local_nets)
-            lo_r = _in_nets(C[:, R.K_RHI], C[:, R.K_RLO], self.local_nets)
+            lo_o = in_networks(C[:, R.K_OHI], C[:, R.K_OLO], self.local_nets)
+            lo_r = in_networks(C[:, R.K_RHI], C[:, R.K_RLO], self.local_nets)
             data["local_orig"] = pd.arrays.BooleanArray(lo_o, np.zeros(m, dtype=bool))
             data["local_resp"] = pd.arrays.BooleanArray(lo_r, np.zeros(m, dtype=bool))
         else:
@@ -503,10 +474,15 @@ class ConnStage:
         return frame[[c.name for c in CONN]]
 
     @staticmethod
-    def _conn_state(proto, os_, rs, osize, rsize, histories) -> np.ndarray:
-        """Zeek's Conn::conn_state over arrays of endpoint states."""
+    def _conn_state(proto, os_, rs, osize, rsize, letters) -> np.ndarray:
+        """Zeek's Conn::conn_state over arrays of endpoint states: ``int8[m]`` codes into :data:`CONN_STATES`.
+
+        ``letters`` (``uint8[m, HMAX]``, zero past each history) is read only where the
+        history decides (RSTOS0 or OTH), so only those rows become text.
+        """
         m = len(proto)
-        out = np.full(m, "OTH", dtype=object)
+        code = {name: i for i, name in enumerate(CONN_STATES)}
+        out = np.full(m, code["OTH"], dtype=np.int8)
         tcp = proto == S.TCP
         o_in = (os_ == S.INACTIVE) | (os_ == S.PARTIAL)
         r_in = (rs == S.INACTIVE) | (rs == S.PARTIAL)
@@ -514,7 +490,7 @@ class ConnStage:
         def put(mask, value):
             nonlocal decided
             sel = tcp & ~decided & mask
-            out[sel] = value
+            out[sel] = code[value]
             decided |= sel
         rr = rs == S.RESET
         put(rr & ((os_ == S.SYN_SENT) | (os_ == S.SYN_ACK_SENT) | ((os_ == S.RESET) & (osize == 0) & (rsize == 0))),
@@ -523,8 +499,9 @@ class ConnStage:
         put(rr, "RSTR")
         orr = os_ == S.RESET
         cand = tcp & ~decided & orr & r_in
-        for j in np.flatnonzero(cand):
-            out[j] = "RSTOS0" if RSTOS0.fullmatch(histories[j]) else "OTH"
+        rows = np.flatnonzero(cand)
+        for j, history in zip(rows.tolist(), letters[rows].view(f"S{S.HMAX}").reshape(-1).astype(str).tolist()):
+            out[j] = code["RSTOS0"] if RSTOS0.fullmatch(history) else code["OTH"]
         decided |= cand
         put(orr, "RSTO")
         oc, rc = os_ == S.CLOSED, rs == S.CLOSED
@@ -537,16 +514,16 @@ class ConnStage:
         put((os_ == S.ESTABLISHED) & (rs == S.ESTABLISHED), "S1")
         udp = proto == S.UDP
         oa, ra = os_ == 1, rs == 1
-        out[udp & oa & ra] = "SF"
-        out[udp & oa & ~ra] = "S0"
-        out[udp & ~oa & ra] = "SHR"
-        out[udp & ~oa & ~ra] = "OTH"
+        out[udp & oa & ra] = code["SF"]
+        out[udp & oa & ~ra] = code["S0"]
+        out[udp & ~oa & ra] = code["SHR"]
+        out[udp & ~oa & ~ra] = code["OTH"]
         return out
 
     @staticmethod
     def _community_ids(C: np.ndarray) -> np.ndarray:
-        """Community ID v1 (seed 0) of every row as ASCII bytes (``uint8[m, 30]``), hashing a packed tuple per
-        row with hashlib."""
+        """Community ID v1 (seed 0) of every row as ASCII bytes (``uint8[m, 30]``): the inputs packed into one
+        matrix, hashed row by row by hashlib."""
         m = len(C)
         if m == 0:
             return np.zeros((0, 30), dtype=np.uint8)
@@ -582,14 +559,4 @@ class ConnStage:
         lengths = np.where(v4, 16, 40)
         ported = np.isin(ipp, (1, 6, 17, 58, 132))
         lengths = np.where(ported, lengths, lengths - 4)
-        sha1 = hashlib.sha1
-        rows = buf.tobytes()
-        digests = b"".join(sha1(rows[i * 40:i * 40 + n]).digest() + b"\0"
-                           for i, n in enumerate(lengths.tolist()))
-        text = np.frombuffer(base64.b64encode(digests), dtype="S28").copy()
-        chars = text.view(np.uint8).reshape(m, 28)
-        chars[:, 27] = ord("=")
-        out = np.empty((m, 30), dtype=np.uint8)
-        out[:, :2] = np.frombuffer(b"1:", dtype=np.uint8)
-        out[:, 2:] = chars
-        return out
+        return community_id_rows(buf, lengths)

@@ -694,30 +694,48 @@ def _init_slot(C, H, s):
 
 
 @njit(cache=True)
-def process_events(EV, C, H, table, free, n_free, done, n_done, serial, likely_tcp, likely_udp,
+def process_events(EV, EX, pick, start, C, H, table, free, n_free, done, n_done, serial, likely_tcp, likely_udp,
                    uid_seed, out_serial, out_uida, out_uidb):
-    """Run ``EV`` (``int64[n, EV_N]``, file order) through the connection table.
+    """Run the events of ``EV`` and ``EX`` (``int64[., EV_N]`` each) through the connection table.
 
-    ``free[:n_free]`` are free slots (the caller guarantees at least ``n`` of
-    them); slots of connections that ended are appended to ``done``.  For each
-    event, ``out_serial``/``out_uida``/``out_uidb`` receive its connection's
-    serial number and uid hash (serial -1: no connection).  Returns
-    ``(n_free, n_done, serial)``.
+    The events run in file order: ``pick`` (``int64[n]``, ``n`` = the rows of
+    both) names them in that order, ``p >= 0`` row ``p`` of ``EV``, ``p < 0``
+    row ``-1 - p`` of ``EX`` (a batch's own events and those of its
+    reassembled datagrams, interleaved without copying them into one matrix);
+    an empty ``pick`` runs ``EV`` as it is.  Processing starts at position
+    ``start`` and stops early, before the event at the returned position, when
+    no free slot is left: the caller adds slots and calls again from there
+    (an event creates at most one connection, and nothing of an event is done
+    before that check), so the table needs room for the live connections only,
+    not one slot per event of the batch.
+
+    ``free[:n_free]`` are free slots; slots of connections that ended are
+    appended to ``done``.  For the event at position ``i``,
+    ``out_serial[i]``/``out_uida[i]``/``out_uidb[i]`` receive its
+    connection's serial number and uid hash (serial -1: no connection).
+    Returns ``(position reached, n_free, n_done, serial)``.
     """
-    n = EV.shape[0]
-    for i in range(n):
-        t = EV[i, V_TS]
-        proto = EV[i, V_PROTO]
-        shi, slo, dhi, dlo = EV[i, V_SHI], EV[i, V_SLO], EV[i, V_DHI], EV[i, V_DLO]
-        sp, dp = EV[i, V_SPORT], EV[i, V_DPORT]
-        oneway = EV[i, V_ONEWAY]
+    n = EV.shape[0] + EX.shape[0]
+    for i in range(start, n):
+        if n_free == 0:
+            return i, n_free, n_done, serial
+        if pick.shape[0] == 0:
+            ev = EV[i]
+        else:
+            p = pick[i]
+            ev = EV[p] if p >= 0 else EX[-1 - p]
+        t = ev[V_TS]
+        proto = ev[V_PROTO]
+        shi, slo, dhi, dlo = ev[V_SHI], ev[V_SLO], ev[V_DHI], ev[V_DLO]
+        sp, dp = ev[V_SPORT], ev[V_DPORT]
+        oneway = ev[V_ONEWAY]
         # canonical key
         if oneway or (shi < dhi) or (shi == dhi and (slo < dlo or (slo == dlo and sp <= dp))):
             a_hi, a_lo, b_hi, b_lo, pa, pb = shi, slo, dhi, dlo, sp, dp
         else:
             a_hi, a_lo, b_hi, b_lo, pa, pb = dhi, dlo, shi, slo, dp, sp
         ports = (pa << 16) | pb
-        pk = (EV[i, V_IPPROTO] << 1) | oneway
+        pk = (ev[V_IPPROTO] << 1) | oneway
         h = _mix(_mix(_mix(_mix(_mix(np.int64(pk), a_hi), a_lo), b_hi), b_lo), ports)
         # lookup with probing
         s = -1
@@ -735,7 +753,7 @@ def process_events(EV, C, H, table, free, n_free, done, n_done, serial, likely_t
                 break
         if s >= 0:
             new = expired(C, s, t)
-            if not new and proto == TCP and _is_reuse(C, s, EV[i, V_SEQ], EV[i, V_FLAGS]):
+            if not new and proto == TCP and _is_reuse(C, s, ev[V_SEQ], ev[V_FLAGS]):
                 new = True
             if new:
                 done[n_done] = s
@@ -747,12 +765,12 @@ def process_events(EV, C, H, table, free, n_free, done, n_done, serial, likely_t
             while probe in table:
                 probe = probe + 1
         if s >= 0:
-            C[s, K_CUR] = EV[i, V_FRAME]
+            C[s, K_CUR] = ev[V_FRAME]
         else:
             n_free -= 1
             s = free[n_free]
             _init_slot(C, H, s)
-            C[s, K_CUR] = EV[i, V_FRAME]
+            C[s, K_CUR] = ev[V_FRAME]
             table[probe] = s
             C[s, K_KEY] = probe
             C[s, K_CK0] = a_hi
@@ -764,20 +782,20 @@ def process_events(EV, C, H, table, free, n_free, done, n_done, serial, likely_t
             C[s, K_SERIAL] = serial
             serial += 1
             C[s, K_PROTO] = proto
-            C[s, K_IPPROTO] = EV[i, V_IPPROTO]
-            C[s, K_VER] = EV[i, V_VER]
+            C[s, K_IPPROTO] = ev[V_IPPROTO]
+            C[s, K_VER] = ev[V_VER]
             C[s, K_OHI], C[s, K_OLO], C[s, K_RHI], C[s, K_RLO] = shi, slo, dhi, dlo
             C[s, K_OPORT], C[s, K_RPORT] = sp, dp
             C[s, K_START] = t
             C[s, K_LAST] = t
-            C[s, K_FRAME] = EV[i, V_FRAME]
-            u = _mix(_mix(h, EV[i, V_FRAME]), uid_seed)
+            C[s, K_FRAME] = ev[V_FRAME]
+            u = _mix(_mix(h, ev[V_FRAME]), uid_seed)
             C[s, K_UIDA] = u
             C[s, K_UIDB] = _mix(u, np.int64(0x5DEECE66D)) & M32
             C[s, K_ORIG] = 0
             flip = False
             if proto == TCP:
-                fl = EV[i, V_FLAGS]
+                fl = ev[V_FLAGS]
                 if (fl & F_SYN) == 0 or (fl & F_ACK) != 0:
                     if (fl & F_SYN) != 0:
                         flip = True
@@ -785,7 +803,7 @@ def process_events(EV, C, H, table, free, n_free, done, n_done, serial, likely_t
                         flip = (not likely_tcp[dp]) or sp < dp
             elif proto == UDP:
                 flip = likely_udp[sp] and not likely_udp[dp]
-            if flip and not EV[i, V_BCAST]:
+            if flip and not ev[V_BCAST]:
                 _flip(C, H, s)
             if proto == UDP:
                 rp = C[s, K_RPORT]
@@ -797,12 +815,12 @@ def process_events(EV, C, H, table, free, n_free, done, n_done, serial, likely_t
             ep = 1 - C[s, K_ORIG]
         b = _eb(ep)
         if proto == TCP:
-            _tcp_packet(C, H, s, ep, t, EV[i, V_SEQ], EV[i, V_ACK], EV[i, V_FLAGS], EV[i, V_WIN],
-                        EV[i, V_PLEN], EV[i, V_FULL], EV[i, V_IPLEN], EV[i, V_CHKOK])
+            _tcp_packet(C, H, s, ep, t, ev[V_SEQ], ev[V_ACK], ev[V_FLAGS], ev[V_WIN],
+                        ev[V_PLEN], ev[V_FULL], ev[V_IPLEN], ev[V_CHKOK])
         elif proto == UDP:
             C[s, b + E_PKTS] += 1
-            C[s, b + E_IPB] += EV[i, V_IPLEN]
-            if not EV[i, V_CHKOK]:
+            C[s, b + E_IPB] += ev[V_IPLEN]
+            if not ev[V_CHKOK]:
                 _scaled(C, H, s, ep, E_CC, E_CT, 67)
             else:
                 C[s, K_LAST] = t
@@ -810,37 +828,37 @@ def process_events(EV, C, H, table, free, n_free, done, n_done, serial, likely_t
                     _check_hist(C, H, s, UDP_ORIG_DATA, 68)
                 else:
                     _check_hist(C, H, s, UDP_RESP_DATA, 100)
-                ln = EV[i, V_PLEN]
+                ln = ev[V_PLEN]
                 if C[s, b + E_SIZE] < 0:
                     C[s, b + E_SIZE] = ln
                 else:
                     C[s, b + E_SIZE] += ln
-                if C[s, K_DNS] == 1 and EV[i, V_DNSQR] >= 0:
+                if C[s, K_DNS] == 1 and ev[V_DNSQR] >= 0:
                     # Zeek's DNS analyzer: when the first message it parses is a response (QR 1)
                     # sent by the originator, the roles are flipped, unless the responder is a
                     # multicast address (DNS_Interpreter::ParseMessage, first_message).
                     C[s, K_DNS] = 2
-                    if EV[i, V_DNSQR] == 1 and _is_orig(C, s, ep) and not _multicast(C[s, K_RHI],
+                    if ev[V_DNSQR] == 1 and _is_orig(C, s, ep) and not _multicast(C[s, K_RHI],
                                                                                      C[s, K_RLO]):
                         _flip(C, H, s)
         else:
-            if EV[i, V_CHKOK]:
+            if ev[V_CHKOK]:
                 C[s, K_LAST] = t
-                ln = EV[i, V_PLEN]
+                ln = ev[V_PLEN]
                 if C[s, b + E_SIZE] < 0:
                     C[s, b + E_SIZE] = ln
                 else:
                     C[s, b + E_SIZE] += ln
-                if EV[i, V_FULL]:
+                if ev[V_FULL]:
                     C[s, b + E_PKTS] += 1
-                    C[s, b + E_IPB] += EV[i, V_IPLEN]
+                    C[s, b + E_IPB] += ev[V_IPLEN]
         # tunnel parents
-        kind = EV[i, V_PKIND]
+        kind = ev[V_PKIND]
         if kind:
             if kind == 1:
                 pa_, pb_ = out_uida[i - 1], out_uidb[i - 1]
             else:
-                pa_, pb_ = EV[i, V_PA], EV[i, V_PB]
+                pa_, pb_ = ev[V_PA], ev[V_PB]
             npar = C[s, K_NPAR]
             if npar == 0:
                 C[s, K_P1A], C[s, K_P1B] = pa_, pb_
@@ -851,7 +869,7 @@ def process_events(EV, C, H, table, free, n_free, done, n_done, serial, likely_t
         out_serial[i] = C[s, K_SERIAL]
         out_uida[i] = C[s, K_UIDA]
         out_uidb[i] = C[s, K_UIDB]
-    return n_free, n_done, serial
+    return n, n_free, n_done, serial
 
 
 @njit(cache=True)
