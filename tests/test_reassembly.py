@@ -982,6 +982,19 @@ def test_compiled_pass_takes_in_order_segments(monkeypatch):
     assert stream_of([d.chunk for d in out if d.is_orig]) == PAYLOAD[:100]
 
 
+def test_compiled_connections_need_no_stream_objects():
+    """A connection only the compiled pass took (handshake, data, FINs and their ACKs) keeps its
+    streams' state as rows, and closing it from them gives what the stream objects give."""
+    frames = conversation(PAYLOAD[:100], PAYLOAD[:300], mss=50)
+    rows_path, r_rows = run_capture(frames, per_batch=len(frames), uids=np.zeros(len(frames), dtype=np.int64),
+                                    flush=False)
+    (conn,) = r_rows._conns.values()
+    assert conn._streams is None and conn.rows is not None
+    objects_path, r_objects = run_capture(frames, per_batch=len(frames), uids=[0] * len(frames), flush=False)
+    assert typed(rows_path + r_rows.flush()) == typed(objects_path + r_objects.flush())
+    assert r_rows.stats == r_objects.stats
+
+
 def test_compiled_pass_uids_it_cannot_compare():
     """A connection whose uid is no int64 (an earlier batch gave objects) is left to Python."""
     frames = conversation(b"hello", b"world", mss=2)

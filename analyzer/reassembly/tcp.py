@@ -89,6 +89,8 @@ from .kernels import (
     KEY_BYTES,
     STREAM_BASE,
     STREAM_COLUMNS,
+    STREAM_EOF_SENT,
+    STREAM_FIN,
     STREAM_NEXT,
     STREAM_STARTED,
     classify,
@@ -116,14 +118,37 @@ _tuple_new = tuple.__new__   # builds Chunk and Delivery without their Python-le
 
 
 class _Conn:
-    __slots__ = ("closed_at", "key", "last_ts", "orig_lower", "streams")
+    """One connection: its key, roles, times and two streams.
+
+    The streams (:class:`StreamReassembler`) are made when the Python path
+    first needs them; until then a connection only the compiled pass touched
+    holds their state as ``rows`` (two lists in the order of
+    :data:`.kernels.STREAM_COLUMNS`, whose last two are the bytes delivered
+    and missed so far): most connections never need the objects.
+    """
+
+    __slots__ = ("_streams", "closed_at", "key", "last_ts", "max_buffered", "orig_lower", "rows")
 
     def __init__(self, key: ConnKey, orig_lower: bool, max_buffered: int, ts: int):
         self.key = key
         self.orig_lower = orig_lower        # whether the originator is the canonical key's first endpoint
-        self.streams = (StreamReassembler(max_buffered), StreamReassembler(max_buffered))
+        self.max_buffered = max_buffered
+        self._streams: tuple[StreamReassembler, StreamReassembler] | None = None
+        self.rows: tuple[list, list] | None = None
         self.last_ts = ts
         self.closed_at: int | None = None
+
+    @property
+    def streams(self) -> tuple[StreamReassembler, StreamReassembler]:
+        """(originator's, responder's) stream, made from ``rows`` the first time."""
+        if self._streams is None:
+            self._streams = (StreamReassembler(self.max_buffered), StreamReassembler(self.max_buffered))
+            if self.rows is not None:
+                for stream, row in zip(self._streams, self.rows):
+                    _set_stream(stream, row)
+                    stream.delivered_bytes, stream.missed_bytes = row[8], row[9]
+                self.rows = None
+        return self._streams
 
 
 def _conn_key(canon: bytes, orig_lower: bool, uid) -> ConnKey:
@@ -516,6 +541,9 @@ class TcpReassembly:
         return conn
 
     def _close(self, conn: _Conn, ts, out) -> None:
+        if conn._streams is None:
+            self._close_rows(conn, ts, out)
+            return
         for side, stream in zip((True, False), conn.streams):
             self._buffered -= stream.buffered
             for chunk in stream.close(ts):
@@ -523,6 +551,21 @@ class TcpReassembly:
             self.stats["delivered_bytes"] += stream.delivered_bytes
             self.stats["missed_bytes"] += stream.missed_bytes
             stream.weirds.clear()
+
+    def _close_rows(self, conn: _Conn, ts, out) -> None:
+        """:meth:`_close` of a connection without stream objects: what
+        :meth:`StreamReassembler.close` does for a stream holding no blocks."""
+        for side, row in zip((True, False), conn.rows or ()):
+            started, _, _, next_offset, fin, _, eof_sent, _, delivered, missed = row
+            if started:
+                if fin > next_offset:
+                    # A FIN beyond the bytes delivered: the rest is a gap (StreamReassembler._skip_to).
+                    missed += fin - next_offset
+                    out.append(Delivery(conn.key, side, Chunk(b"", ts, fin - next_offset, -1)))
+                if not eof_sent:
+                    out.append(Delivery(conn.key, side, Chunk(b"", ts, 0, -1, True)))
+            self.stats["delivered_bytes"] += delivered
+            self.stats["missed_bytes"] += missed
 
     def _sweep(self, now: int, out) -> None:
         done = [canon for canon, conn in self._conns.items()
@@ -532,8 +575,9 @@ class TcpReassembly:
             self._close(self._conns.pop(canon), now, out)
 
     def _shed(self, now: int, frame: int, out) -> None:
-        streams = [(stream.buffered, side, stream, conn) for conn in self._conns.values()
-                   for side, stream in zip((True, False), conn.streams) if stream.buffered]
+        # A connection without stream objects holds no out-of-order bytes.
+        streams = [(stream.buffered, side, stream, conn) for conn in self._conns.values() if conn._streams is not None
+                   for side, stream in zip((True, False), conn._streams) if stream.buffered]
         streams.sort(key=lambda item: -item[0])
         for buffered, side, stream, conn in streams:
             if self._buffered <= self.max_total_buffered // 2:
@@ -560,9 +604,7 @@ def _gather(conns: list, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
         conn_state[present] = [_conn_row(conns[u]) for u in present]
         rows = np.asarray(present, dtype=np.int64)
         stream_state[np.stack([2 * rows, 2 * rows + 1], axis=1).ravel()] = [
-            (stream.started, stream.saw_syn, stream._base, stream._next, -1 if stream.fin is None else stream.fin,
-             stream.reset, stream.eof_sent, not stream._blocks and not stream.closed, 0, 0)
-            for u in present for stream in conns[u].streams]
+            row for u in present for row in _stream_rows(conns[u])]
     return np.arange(k, dtype=np.int64), np.zeros(k, dtype=bool), conn_state, stream_state
 
 
@@ -582,8 +624,12 @@ def _acks_with_effect(state, slots: np.ndarray, uids: np.ndarray, lower: np.ndar
     other = has_uid & known & (uids != current[:, CONN_UID])
     peer = stream_state[2 * instance[u] + (lower == (current[:, CONN_ORIG_LOWER] != 0))]
     ahead = (acks - peer[:, STREAM_BASE] - peer[:, STREAM_NEXT]) & MASK
+    # An acknowledgement past every byte up to a FIN already delivered, with the end of stream
+    # sent (typically the ACK of the FIN, whose sequence number is no data), changes nothing.
+    fin, next_offset = peer[:, STREAM_FIN], peer[:, STREAM_NEXT]
+    open_end = (fin < 0) | (next_offset < fin) | (peer[:, STREAM_EOF_SENT] == 0)
     return slow[u] | (exists & has_uid & ~known) | (
-        exists & ~other & (peer[:, STREAM_STARTED] != 0) & (ahead != 0) & (ahead < HALF))
+        exists & ~other & (peer[:, STREAM_STARTED] != 0) & (ahead != 0) & (ahead < HALF) & open_end)
 
 
 def _conn_row(conn: _Conn) -> tuple:
@@ -593,17 +639,40 @@ def _conn_row(conn: _Conn) -> tuple:
     return 1, known, uid if known else 0, conn.orig_lower, conn.closed_at is not None, 0, 0, 0
 
 
+def _stream_rows(conn: _Conn) -> tuple:
+    """The connection's two stream rows for :func:`.kernels.classify` (bytes delivered and missed: 0)."""
+    if conn._streams is None:
+        if conn.rows is None:
+            return (0, 0, 0, 0, -1, 0, 0, 1, 0, 0), (0, 0, 0, 0, -1, 0, 0, 1, 0, 0)
+        return tuple((*row[:7], 1, 0, 0) for row in conn.rows)
+    return tuple((stream.started, stream.saw_syn, stream._base, stream._next, -1 if stream.fin is None else stream.fin,
+                  stream.reset, stream.eof_sent, not stream._blocks and not stream.closed, 0, 0)
+                 for stream in conn._streams)
+
+
 def _restore(conn: _Conn, conn_row: list, orig_row: list, resp_row: list) -> None:
-    """Give a connection the state :func:`.kernels.classify` left (rows as lists, unpacked in column order)."""
+    """Give a connection the state :func:`.kernels.classify` left (rows as lists, unpacked in column order;
+    their bytes delivered and missed are this batch's)."""
     _, _, _, _, closed, closed_at, conn.last_ts, _ = conn_row
     if closed and conn.closed_at is None:
         conn.closed_at = closed_at
-    for stream, row in ((conn.streams[0], orig_row), (conn.streams[1], resp_row)):
-        started, saw_syn, stream._base, stream._next, fin, reset, eof_sent, _, delivered, missed = row
-        stream.started = started != 0
-        stream.saw_syn = saw_syn != 0
-        stream.fin = None if fin < 0 else fin
-        stream.reset = reset != 0
-        stream.eof_sent = eof_sent != 0
-        stream.delivered_bytes += delivered
-        stream.missed_bytes += missed
+    if conn._streams is None:
+        if conn.rows is not None:
+            for row, before in zip((orig_row, resp_row), conn.rows):
+                row[8] += before[8]
+                row[9] += before[9]
+        conn.rows = (orig_row, resp_row)
+        return
+    for stream, row in ((conn._streams[0], orig_row), (conn._streams[1], resp_row)):
+        _set_stream(stream, row)
+        stream.delivered_bytes += row[8]
+        stream.missed_bytes += row[9]
+
+
+def _set_stream(stream: StreamReassembler, row: list) -> None:
+    started, saw_syn, stream._base, stream._next, fin, reset, eof_sent = row[:7]
+    stream.started = started != 0
+    stream.saw_syn = saw_syn != 0
+    stream.fin = None if fin < 0 else fin
+    stream.reset = reset != 0
+    stream.eof_sent = eof_sent != 0
