@@ -928,11 +928,10 @@ def test_compiled_pass_delivers_as_python(seed, per_batch):
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("per_batch", [9, 10_000])
 def test_columns_are_the_deliveries(seed, per_batch):
-    """feed_columns gives what feed gives: as objects, as columns (bytes read from the batch's
-    buffers where the compiled pass left them), and as a byte count."""
+    """feed_columns gives what feed gives, as objects and as a byte count, with both kinds of pieces."""
     frames, uids = mixed_capture(random.Random(seed))
     uids = np.array(uids, dtype=np.int64)
-    expected, _ = run_capture(frames, per_batch=per_batch, uids=uids, flush=False)
+    expected, _ = run_capture(frames, per_batch=per_batch, uids=uids.tolist(), flush=False)   # Python's path
     r = TcpReassembly()
     got, kinds = [], set()
     for start in range(0, len(frames), per_batch):
@@ -943,21 +942,36 @@ def test_columns_are_the_deliveries(seed, per_batch):
         objects = list(deliveries)
         assert len(deliveries) == len(objects)
         assert deliveries.total_bytes == sum(len(d.chunk.data) for d in objects)
-        columns = deliveries.columns()
-        assert list(columns["key"]) == [d.key for d in objects]
-        for name, values in (("is_orig", [d.is_orig for d in objects]), ("ts", [d.chunk.ts for d in objects]),
-                             ("gap_before", [d.chunk.gap_before for d in objects]),
-                             ("frame", [d.chunk.frame for d in objects]), ("eof", [d.chunk.eof for d in objects]),
-                             ("length", [len(d.chunk.data) for d in objects])):
-            assert columns[name].tolist() == values, name
-        data = [columns["data"][i] if source < 0 else
-                deliveries.buffers[source][start:start + length].tobytes()
-                for i, (source, start, length) in enumerate(zip(columns["source"].tolist(), columns["start"].tolist(),
-                                                                columns["length"].tolist()))]
-        assert data == [d.chunk.data for d in objects]
         got += objects
     assert typed(got) == typed(expected)
     assert kinds == {"CompiledRun", "list"}
+
+
+def test_wanted_skips_only_what_a_reader_ignores():
+    """Each reader is given, in order, every delivery except those of the compiled runs' connections
+    it said it ignores (the Python path's deliveries all); a reader without ``ignores`` gets everything."""
+    frames, uids = mixed_capture(random.Random(3))
+    batch = batch_of(frames, first_number=1, ts_ns=[i * (NS // 1000) for i in range(len(frames))])
+    deliveries = TcpReassembly().feed_columns(batch, dissect(batch), uid_per_row=np.array(uids, dtype=np.int64))
+    odd = lambda key: key.uid % 2 == 1          # noqa: E731  (a reader that gave up on odd uids)
+    never = lambda key: True                    # noqa: E731
+    expected = [[], [], []]
+    for piece in deliveries.pieces:
+        compiled = not isinstance(piece, list)
+        for delivery in (piece.objects(deliveries.buffers) if compiled else piece):
+            for i, ignores in enumerate((odd, None, never)):
+                if not (compiled and ignores is not None and ignores(delivery.key)):
+                    expected[i].append(delivery)
+    given = [[], [], []]
+    for objects, readers in deliveries.wanted([odd, None, never]):
+        for delivery, bits in zip(objects, readers or [0b111] * len(objects)):
+            for i in range(3):
+                if bits >> i & 1:
+                    given[i].append(delivery)
+    assert given == expected
+    assert given[1] == list(deliveries)
+    assert len(given[1]) > len(given[0]) > len(given[2])
+    assert any(not isinstance(piece, list) for piece in deliveries.pieces)
 
 
 def test_compiled_pass_takes_in_order_segments(monkeypatch):

@@ -6,8 +6,8 @@ returns the same deliveries as a :class:`Deliveries`, in the same order,
 without making a Python object per chunk for the segments its compiled pass
 took: their bytes stay where they are in the batch's buffer (a zero-copy
 view, as Zeek's reassembler hands its analyzers a pointer into the packet),
-and a consumer that wants objects asks for them (iteration), or reads the
-columns (:meth:`Deliveries.columns`, :attr:`Deliveries.total_bytes`).
+and a consumer that wants objects asks for them (iteration,
+:meth:`Deliveries.wanted`), or reads the columns (:attr:`Deliveries.total_bytes`).
 """
 
 from __future__ import annotations
@@ -167,43 +167,3 @@ class Deliveries:
         """Stream bytes delivered (the sum of the chunks' data lengths; gaps not counted)."""
         return sum(int((piece.end - piece.start).sum()) if piece.__class__ is CompiledRun
                    else sum(len(delivery.chunk.data) for delivery in piece) for piece in self.pieces)
-
-    def columns(self) -> dict[str, np.ndarray]:
-        """Every delivery as columns (each ``[len(self)]``), in order.
-
-        ``key`` (object: :class:`ConnKey`), ``is_orig`` (bool), ``ts`` (int64
-        ns since the epoch), ``gap_before`` (int64 bytes missing before the
-        data), ``frame`` (int64 frame number, -1 for a timer's marker),
-        ``eof`` (bool), ``length`` (int64 bytes of data), and where the data
-        is: ``source`` (int64 index into :attr:`buffers`, or -1: ``data[i]``
-        holds it) with ``start`` (byte offset), and ``data`` (object: the
-        bytes of the Python path's chunks, None for the others).
-        """
-        parts = []
-        for piece in self.pieces:
-            if piece.__class__ is CompiledRun:
-                n = len(piece)
-                parts.append({"key": piece.key, "is_orig": piece.is_orig, "ts": piece.ts,
-                              "gap_before": piece.gap_before, "frame": piece.frame, "eof": piece.eof,
-                              "length": piece.end - piece.start, "source": piece.source, "start": piece.start,
-                              "data": np.full(n, None, dtype=object)})
-            elif piece:
-                n = len(piece)
-                key = np.empty(n, dtype=object)
-                key[:] = [delivery.key for delivery in piece]
-                data = np.empty(n, dtype=object)
-                data[:] = [delivery.chunk.data for delivery in piece]
-                chunks = [delivery.chunk for delivery in piece]
-                parts.append({"key": key, "is_orig": np.fromiter((d.is_orig for d in piece), bool, n),
-                              "ts": np.fromiter((c.ts for c in chunks), np.int64, n),
-                              "gap_before": np.fromiter((c.gap_before for c in chunks), np.int64, n),
-                              "frame": np.fromiter((c.frame for c in chunks), np.int64, n),
-                              "eof": np.fromiter((c.eof for c in chunks), bool, n),
-                              "length": np.fromiter((len(c.data) for c in chunks), np.int64, n),
-                              "source": np.full(n, -1, dtype=np.int64), "start": np.zeros(n, dtype=np.int64),
-                              "data": data})
-        names = ("key", "is_orig", "ts", "gap_before", "frame", "eof", "length", "source", "start", "data")
-        if not parts:
-            dtypes = (object, bool, np.int64, np.int64, np.int64, bool, np.int64, np.int64, np.int64, object)
-            return {name: np.zeros(0, dtype=dtype) for name, dtype in zip(names, dtypes)}
-        return {name: np.concatenate([part[name] for part in parts]) for name in names}
