@@ -4,7 +4,8 @@
 A pipeline stage calls :meth:`TcpReassembly.feed` with each batch and its
 ``dissectors.dissect`` columns, and gets back, in capture order, the
 :class:`Delivery` objects (connection, direction, :class:`Chunk`) that the
-batch made available; :meth:`TcpReassembly.flush` at the end of the capture
+batch made available (:meth:`TcpReassembly.feed_columns`: the same as a
+:class:`~.deliveries.Deliveries`, without an object per chunk); :meth:`TcpReassembly.flush` at the end of the capture
 closes every stream.
 
 Per batch, numpy selects the TCP rows (hidden columns of the innermost
@@ -67,6 +68,7 @@ from __future__ import annotations
 
 import gc
 import socket
+
 import numpy as np
 
 from ..grouping import group_rows
