@@ -12,10 +12,14 @@ What it does, and where it follows Zeek (``src/Frag.cc``) or the RFCs:
   fragment header with M set or offset non-zero; atomic fragments are whole
   datagrams and never come here), plus IPv6 rows whose ``ipv6.fraghdr``
   fields say fragment (the dissector can lose ``_ip.fragment`` on a
-  non-first fragment, see :meth:`FragmentReassembler.feed`).  Fragments are
-  rare, so each is handled in Python: its IP header is found again in the
-  frame bytes (:func:`~analyzer.reassembly.locate.header_starts`, one
-  compiled pass per batch) and parsed.
+  non-first fragment, see :meth:`FragmentReassembler.feed`).  Each
+  fragment's IP header is found again in the frame bytes
+  (:func:`~analyzer.reassembly.locate.header_starts`, one compiled pass per
+  batch).  The IPv4 datagrams whose fragments all arrive in one batch and
+  need none of the rules below (no overlap, weird, timeout or memory cap)
+  are then reassembled by a compiled pass (:mod:`.fragments`); every other
+  fragment is parsed and handled here in Python, with the same result as
+  if all had been.
 * Reassembled datagrams can hold fragments in turn (a fragmented tunnel
   whose inner packet was fragmented too): dissect the returned batch and
   feed it back with ``frame_numbers``.
@@ -88,6 +92,7 @@ import numpy as np
 
 from captures.batch import PacketBatch
 
+from . import fragments
 from .events import Weird
 from .locate import FOUND, INCOMPLETE, header_starts
 
@@ -104,6 +109,8 @@ IPV6_FRAGMENT = 44
 # Extension headers that may come before the fragment header (RFC 8200 §4.1, §4.5).
 IPV6_UNFRAGMENTABLE = (0, 43, 60)
 MEMORY_WEIRD = "fragment_reassembly_memory_exceeded"
+# The compiled pass (:mod:`.fragments`) takes the common-case IPv4 datagrams; False leaves all to Python.
+COMPILED = True
 
 
 @dataclasses.dataclass(slots=True)
@@ -194,7 +201,6 @@ class FragmentReassembler:
         """
         values, valid = fields.values, fields.valid
         column = values.get("_ip.fragment")
-        empty = (PacketBatch.from_frames([]), np.zeros(0, dtype=np.int64))
         if column is None:
             chosen = np.zeros(len(batch), dtype=bool)
         else:
@@ -209,23 +215,33 @@ class FragmentReassembler:
                                & valid["_ip.version"] & (values["_ip.version"] == 6))
         rows = np.flatnonzero(chosen)
         if not len(rows):
-            return empty
-        out_frames: list[bytes] = []
-        out_links: list[int] = []
-        out_ts: list[int] = []
-        out_iface: list[int] = []
-        out_numbers: list[int] = []
+            return PacketBatch.from_frames([]), np.zeros(0, dtype=np.int64)
         starts, statuses = header_starts(batch, values, valid, rows)
         numbers = (np.asarray(frame_numbers)[rows] if frame_numbers is not None
-                   else rows + batch.first_number).tolist()
+                   else rows + batch.first_number).astype(np.int64)
         # Where these columns are missing every status is MISSING and the zeros are never read.
         versions, lengths = (values[name][rows] if name in values else np.zeros(len(rows), dtype=np.int64)
                              for name in ("_ip.version", "_ip.len"))
+        times = batch.ts_ns[rows]
+        plan = None
+        # Each fragment adds at most its bytes and one datagram's overhead: when even that cannot reach
+        # max_bytes, nothing is evicted in this batch and the compiled pass may take datagrams.
+        if COMPILED and self._held + int(lengths[statuses == FOUND].sum()) + DATAGRAM_OVERHEAD * len(rows) \
+                <= self.max_bytes:
+            plan = fragments.plan(batch.data, starts, statuses, versions, lengths, times, self.timeout_ns,
+                                  fragments.held_keys(self._datagrams))
+            self.stats["fragments"] += int(plan.taken.sum())
+            self.stats["datagrams"] += len(plan.position)
+        left = np.arange(len(rows)) if plan is None else np.flatnonzero(~plan.taken)
+        expire_at = times if plan is None else plan.expire_at
+        out_frames: list[bytes] = []
+        out_links: list[int] = []
+        out_positions: list[int] = []
         data = batch.data
-        for row, number, ts, start, status, version, length in zip(
-                rows.tolist(), numbers, batch.ts_ns[rows].tolist(), starts.tolist(), statuses.tolist(),
-                versions.tolist(), lengths.tolist()):
-            self._expire(ts)
+        for position, number, ts, when, start, status, version, length in zip(
+                left.tolist(), numbers[left].tolist(), times[left].tolist(), expire_at[left].tolist(),
+                starts[left].tolist(), statuses[left].tolist(), versions[left].tolist(), lengths[left].tolist()):
+            self._expire(when)
             if status != FOUND:
                 if status == INCOMPLETE:
                     self._weird(number, "incompletely_captured_fragment")
@@ -238,17 +254,11 @@ class FragmentReassembler:
             if datagram is not None:
                 out_frames.append(datagram)
                 out_links.append(LINKTYPE_IPV4 if fragment.version == 4 else LINKTYPE_IPV6)
-                out_ts.append(ts)
-                out_iface.append(int(batch.interface_id[row]))
-                out_numbers.append(number)
+                out_positions.append(position)
+        if plan is not None and plan.tail != fragments.NO_TIME:
+            self._expire(plan.tail)
         self.stats["held_bytes"] = self._held
-        if not out_frames:
-            return empty
-        result = PacketBatch.from_frames(out_frames, link_type=out_links,
-                                         ts_ns=np.asarray(out_ts, dtype=np.int64),
-                                         first_number=out_numbers[0])
-        result = dataclasses.replace(result, interface_id=np.asarray(out_iface, dtype=np.int32))
-        return result, np.asarray(out_numbers, dtype=np.int64)
+        return fragments.assemble(batch, rows, numbers, out_frames, out_links, out_positions, plan)
 
     def pop_weirds(self) -> list[Weird]:
         """The weirds found since the last call, in the order found."""

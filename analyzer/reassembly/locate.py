@@ -62,7 +62,8 @@ def header_starts(batch, values: dict, valid: dict, rows: np.ndarray) -> tuple[n
 
 
 @njit(cache=True, nogil=True)
-def _be(data, at, width):
+def big_endian(data, at, width):
+    """The ``width``-byte big-endian (network order) unsigned integer at ``data[at]``."""
     value = np.int64(0)
     for i in range(width):
         value = (value << 8) | data[at + i]
@@ -83,11 +84,11 @@ def _locate(data, offset, cap_len, wire_len, version, ip_len, src4, dst4, src6, 
             if data[at] >> 4 != version[j]:
                 continue
             if v4:
-                if (_be(data, at + 2, 2) != ip_len[j] or _be(data, at + 12, 4) != src4[j]
-                        or _be(data, at + 16, 4) != dst4[j]):
+                if (big_endian(data, at + 2, 2) != ip_len[j] or big_endian(data, at + 12, 4) != src4[j]
+                        or big_endian(data, at + 16, 4) != dst4[j]):
                     continue
             else:
-                if 40 + _be(data, at + 4, 2) != ip_len[j]:
+                if 40 + big_endian(data, at + 4, 2) != ip_len[j]:
                     continue
                 same = True
                 for i in range(16):
