@@ -239,15 +239,13 @@ class Pipeline:
             datagrams, numbers = self.fragments.feed(datagrams, inner, frame_numbers=numbers)
         return found
 
-    def _deliver(self, deliveries: Deliveries | list) -> None:
+    def _deliver(self, deliveries: Deliveries) -> None:
         """Every delivery to every stream reader, in order, less the connections a reader gave up on.
 
         A reader with ``ignores(key)`` is asked per connection whether it
         drops everything of it now (see :meth:`Deliveries.wanted`); its
         deliveries then need no Python object for that reader.
         """
-        if isinstance(deliveries, list):
-            deliveries = Deliveries([deliveries], [])
         feeds = [stage.feed_stream for stage in self.stream_readers]
         ignores = [getattr(stage, "ignores", None) for stage in self.stream_readers]
         chosen: dict[int, list] = {}        # a bit set of readers -> their feed_stream methods
@@ -278,7 +276,7 @@ class Pipeline:
         then connections, then packets and weird.
         """
         if self.streams is not None:
-            self._deliver(self.streams.flush())
+            self._deliver(Deliveries([self.streams.flush()], []))
         self._weirds(self.fragments.flush() + (self.streams.pop_weirds() if self.streams else []))
         tables: dict[str, pd.DataFrame] = {}
         for stage in reversed(self.stages):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from itertools import repeat
 
-from analyzer.reassembly import Deliveries
-
 
 class CpuTimer:
     """``wrap(name, function)`` returns ``function`` timed with :func:`time.process_time` into ``spent[name]``."""
@@ -44,8 +42,6 @@ class CpuTimer:
         original = pipeline._deliver
 
         def deliver(deliveries):
-            if isinstance(deliveries, list):
-                deliveries = Deliveries([deliveries], [])
             start = clock()
             pieces = list(deliveries.wanted([getattr(reader, "ignores", None) for reader in pipeline.stream_readers]))
             spent[objects_name] = spent.get(objects_name, 0.0) + clock() - start

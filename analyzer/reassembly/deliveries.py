@@ -115,8 +115,7 @@ class Deliveries:
         return sum(len(piece) for piece in self.pieces)
 
     def __iter__(self):
-        for piece in self.pieces:
-            yield from piece.objects(self.buffers) if piece.__class__ is CompiledRun else piece
+        return iter(self.to_list())
 
     def wanted(self, ignores: list):
         """The deliveries piece by piece, less those no reader wants, for several stream readers.

@@ -119,14 +119,19 @@ _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _tuple_new = tuple.__new__   # builds Chunk and Delivery without their Python-level __new__ (hot loop)
 
 
+# The rows of a stream that has seen nothing (a new StreamReassembler's state).
+_UNSTARTED = ((0, 0, 0, 0, -1, 0, 0, 1, 0, 0), (0, 0, 0, 0, -1, 0, 0, 1, 0, 0))
+
+
 class _Conn:
     """One connection: its key, roles, times and two streams.
 
     The streams (:class:`StreamReassembler`) are made when the Python path
     first needs them; until then a connection only the compiled pass touched
-    holds their state as ``rows`` (two lists in the order of
+    holds their state as ``rows`` (two sequences in the order of
     :data:`.kernels.STREAM_COLUMNS`, whose last two are the bytes delivered
-    and missed so far): most connections never need the objects.
+    and missed so far; read only while ``_streams`` is None): most
+    connections never need the objects.
     """
 
     __slots__ = ("_streams", "closed_at", "key", "last_ts", "max_buffered", "orig_lower", "rows")
@@ -136,7 +141,7 @@ class _Conn:
         self.orig_lower = orig_lower        # whether the originator is the canonical key's first endpoint
         self.max_buffered = max_buffered
         self._streams: tuple[StreamReassembler, StreamReassembler] | None = None
-        self.rows: tuple[list, list] | None = None
+        self.rows = _UNSTARTED
         self.last_ts = ts
         self.closed_at: int | None = None
 
@@ -145,11 +150,9 @@ class _Conn:
         """(originator's, responder's) stream, made from ``rows`` the first time."""
         if self._streams is None:
             self._streams = (StreamReassembler(self.max_buffered), StreamReassembler(self.max_buffered))
-            if self.rows is not None:
-                for stream, row in zip(self._streams, self.rows):
-                    _set_stream(stream, row)
-                    stream.delivered_bytes, stream.missed_bytes = row[8], row[9]
-                self.rows = None
+            for stream, row in zip(self._streams, self.rows):
+                _set_stream(stream, row)
+                stream.delivered_bytes, stream.missed_bytes = row[8], row[9]
         return self._streams
 
 
@@ -557,7 +560,7 @@ class TcpReassembly:
     def _close_rows(self, conn: _Conn, ts, out) -> None:
         """:meth:`_close` of a connection without stream objects: what
         :meth:`StreamReassembler.close` does for a stream holding no blocks."""
-        for side, row in zip((True, False), conn.rows or ()):
+        for side, row in zip((True, False), conn.rows):
             started, _, _, next_offset, fin, _, eof_sent, _, delivered, missed = row
             if started:
                 if fin > next_offset:
@@ -644,8 +647,6 @@ def _conn_row(conn: _Conn) -> tuple:
 def _stream_rows(conn: _Conn) -> tuple:
     """The connection's two stream rows for :func:`.kernels.classify` (bytes delivered and missed: 0)."""
     if conn._streams is None:
-        if conn.rows is None:
-            return (0, 0, 0, 0, -1, 0, 0, 1, 0, 0), (0, 0, 0, 0, -1, 0, 0, 1, 0, 0)
         return tuple((*row[:7], 1, 0, 0) for row in conn.rows)
     return tuple((stream.started, stream.saw_syn, stream._base, stream._next, -1 if stream.fin is None else stream.fin,
                   stream.reset, stream.eof_sent, not stream._blocks and not stream.closed, 0, 0)
@@ -659,10 +660,9 @@ def _restore(conn: _Conn, conn_row: list, orig_row: list, resp_row: list) -> Non
     if closed and conn.closed_at is None:
         conn.closed_at = closed_at
     if conn._streams is None:
-        if conn.rows is not None:
-            for row, before in zip((orig_row, resp_row), conn.rows):
-                row[8] += before[8]
-                row[9] += before[9]
+        for row, before in zip((orig_row, resp_row), conn.rows):
+            row[8] += before[8]
+            row[9] += before[9]
         conn.rows = (orig_row, resp_row)
         return
     for stream, row in ((conn._streams[0], orig_row), (conn._streams[1], resp_row)):
