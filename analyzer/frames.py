@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .grouping import factorize_sorted, group_rows, renumbered
 from .schema import Column
 
 _NUMPY_DTYPE = {"Int64": np.int64, "UInt8": np.uint8, "UInt16": np.uint16, "UInt32": np.uint32,
@@ -238,14 +239,21 @@ def to_series(column: Column, values: np.ndarray, mask: np.ndarray) -> pd.api.ex
 def _addresses(kind: str, values: np.ndarray, mask: np.ndarray) -> pd.Categorical:
     """Categorical of address text, categories in numeric (byte) order; each distinct address is formatted once."""
     if kind == "ipv6":
-        distinct, inverse = np.unique(values[~mask], return_inverse=True)
-        codes = np.full(len(values), -1, dtype=np.int64)
-        codes[~mask] = inverse
-        categories = pd.Index([format_ipv6(value) for value in distinct], dtype="str")
+        present = np.flatnonzero(~mask)
+        # Each address as two big-endian words: their order is the byte order of the address.
+        words = np.ascontiguousarray(values[present]).view(">u8").reshape(-1, 2).astype(np.uint64)
+        group, first = group_rows(words)
+        order = np.lexsort((words[first, 1], words[first, 0]))
+        present_codes = renumbered(group, order)
+        codes = np.full(len(values), -1, dtype=present_codes.dtype)
+        codes[present] = present_codes
+        raw = np.ascontiguousarray(values[present[first[order]]]).tobytes()
+        # RFC 5952 text, as inet_ntop writes it (Wireshark's too).
+        categories = pd.Index([socket.inet_ntop(socket.AF_INET6, raw[i:i + 16]) for i in range(0, len(raw), 16)],
+                              dtype="str")
     else:
         # Hash-based factorisation (O(n)) of the non-null values, nulls coded -1; categories sorted.
-        codes, distinct = pd.factorize(pd.arrays.IntegerArray(values, mask), sort=True)
-        distinct = distinct.to_numpy(dtype=values.dtype)
+        codes, distinct = factorize_sorted(values, mask)
         if kind == "mac":
             categories = _join_bytes(distinct, 6, _HEX_BYTES, ":")
         else:
@@ -263,7 +271,7 @@ def _join_bytes(numbers: np.ndarray, width: int, texts: pa.Array, separator: str
     """Text index of unsigned ``numbers``: their ``width`` big-endian bytes as ``texts``, joined by ``separator``.
 
     ``_join_bytes(np.array([0x0a000001]), 4, _DECIMAL_BYTES, ".")`` is
-    ``["10.0.0.1"]`` (what :func:`format_ipv4` gives one at a time).
+    ``["10.0.0.1"]``.
     """
     parts = [texts.take(((numbers >> (8 * shift)) & 0xFF).astype(np.uint8)) for shift in range(width - 1, -1, -1)]
     return pd.Index(pd.array(pc.binary_join_element_wise(*parts, separator), dtype="str"))
@@ -292,17 +300,3 @@ def strings_from_rows(chars: np.ndarray, lengths: np.ndarray | None = None) -> p
                                      pa.py_buffer(data)])
     return pd.array(strings, dtype="string")
 
-
-def format_mac(value) -> str:
-    """``aa:bb:cc:dd:ee:ff`` for a 48-bit integer (Wireshark's eth.src text, lower case)."""
-    return ":".join(f"{b:02x}" for b in int(value).to_bytes(6, "big"))
-
-
-def format_ipv4(value) -> str:
-    """Dotted quad for a 32-bit integer."""
-    return socket.inet_ntoa(int(value).to_bytes(4, "big"))
-
-
-def format_ipv6(value) -> str:
-    """RFC 5952 text for 16 address bytes (``V16``), as inet_ntop writes it."""
-    return socket.inet_ntop(socket.AF_INET6, bytes(value))

@@ -34,8 +34,9 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     (Zeek's name) and no payload.  An 802.3 length bounds the LLC data: what
     follows it is padding (802.3 §3.2.7).
     """
-    columns = (out.column("eth.dst", np.int64) + out.column("eth.src", np.int64)
-               + out.column("eth.type", np.int64) + out.column("llc.type", np.int64))
+    # Each column in the width of its field on the wire (see Fields.column).
+    columns = (out.column("eth.dst", np.uint64) + out.column("eth.src", np.uint64)
+               + out.column("eth.type", np.uint16) + out.column("llc.type", np.uint16))
     count, rows, start, end, stated_end, ethertype, bits, seen = _dissect(
         data, layer.rows, layer.start, layer.end, layer.stated_end, *columns)
     out.flag_bits(layer.rows, bits, seen, ((_TRUNCATED, "truncated_ethernet_frame", None),))

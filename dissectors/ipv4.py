@@ -23,6 +23,10 @@ NO_PROTOCOL = -1
 _NAMED = ("ip.version", "ip.hdr_len", "ip.dsfield", "ip.len", "ip.id", "ip.flags", "ip.flags.df",
           "ip.flags.mf", "ip.frag_offset", "ip.ttl", "ip.proto", "ip.checksum", "ip.src", "ip.dst",
           "ip_proto")
+# Their widths on the wire (RFC 791 §3.1; hdr_len in bytes still fits 8 bits).
+_WIDTHS = (np.uint8, np.uint8, np.uint8, np.uint16, np.uint16, np.uint8, np.uint8,
+           np.uint8, np.uint16, np.uint8, np.uint8, np.uint16, np.uint32, np.uint32,
+           np.uint8)
 (_VERSION, _HDR_LEN, _DSFIELD, _LEN, _ID, _FLAGS, _DF, _MF, _FRAG_OFFSET, _TTL, _PROTO, _CHECKSUM, _SRC,
  _DST, _IP_PROTO) = range(len(_NAMED))
 # Hidden columns (the innermost IP packet: the last occurrence wins).
@@ -62,7 +66,7 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     The payload layer holds every packet with 20 header bytes captured (a
     bad one with ``NO_PROTOCOL``), in the order given, then the IPv6 ones.
     """
-    named = [out.column(name, np.int64) for name in _NAMED]
+    named = [out.column(name, width) for name, width in zip(_NAMED, _WIDTHS)]
     hidden = [out.column(name, np.int64) for name in _HIDDEN]
     fragment, fragment_set = out.column("_ip.fragment", np.bool_)
     (count, rows, start, end, stated_end, protocol, first_cut, six_count, six, bits, seen) = _dissect(

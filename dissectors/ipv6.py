@@ -25,8 +25,10 @@ ADDRESS_BYTES = 16
 
 # The columns of the fixed header, in the order they are created; the compiled loop refers to them by index.
 _NAMED = ("ipv6.version", "ipv6.tclass", "ipv6.flow", "ipv6.plen", "ipv6.nxt", "ipv6.hlim")
+_WIDTHS = (np.uint8, np.uint8, np.uint32, np.uint16, np.uint8, np.uint8)   # on the wire (RFC 8200 §3)
 _VERSION, _TCLASS, _FLOW, _PLEN, _NXT, _HLIM = range(len(_NAMED))
 _FRAGMENT_HEADER = ("ipv6.fraghdr.offset", "ipv6.fraghdr.more", "ipv6.fraghdr.ident")
+_FRAGMENT_WIDTHS = (np.uint16, np.uint8, np.uint32)   # RFC 8200 §4.5
 _F_OFFSET, _F_MORE, _F_IDENT = range(len(_FRAGMENT_HEADER))
 
 # Weird bits of the compiled loop, in the order the weirds are recorded.
@@ -52,7 +54,7 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     The payload layer keeps the order of ``layer``.  The ``ipv6.fraghdr.*``
     columns exist once a packet with a whole header has an extension header.
     """
-    named = [out.column(name, np.int64) for name in _NAMED]
+    named = [out.column(name, width) for name, width in zip(_NAMED, _WIDTHS)]
     src, src_set = out.column("ipv6.src", np.uint8, ADDRESS_BYTES)
     dst, dst_set = out.column("ipv6.dst", np.uint8, ADDRESS_BYTES)
     version, version_set = out.column("_ip.version", np.int64)
@@ -60,8 +62,8 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     dst6, dst6_set = out.column("_ip.dst6", np.uint8, ADDRESS_BYTES)
     length, length_set = out.column("_ip.len", np.int64)
     new_fragment_columns = [name for name in _FRAGMENT_HEADER if name not in out.values]
-    fragment_header = [out.column(name, np.int64) for name in _FRAGMENT_HEADER]
-    ip_proto, ip_proto_set = out.column("ip_proto", np.int64)
+    fragment_header = [out.column(name, width) for name, width in zip(_FRAGMENT_HEADER, _FRAGMENT_WIDTHS)]
+    ip_proto, ip_proto_set = out.column("ip_proto", np.uint8)
     proto, proto_set = out.column("_ip.proto", np.int64)
     fragment, fragment_set = out.column("_ip.fragment", np.bool_)
     l4_start, l4_start_set = out.column("_l4.start", np.int64)

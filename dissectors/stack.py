@@ -351,10 +351,14 @@ def _teredo_by_content(data: np.ndarray, layer: Layer, out: Fields, depth: int) 
     match = teredo.looks_like_teredo(data, layer)
     if not match.any():
         return
-    scratch = Fields(out.n)
-    inner = teredo.dissect(data, layer.take(match), scratch)
+    candidates = layer.take(match)
+    # Scratch rows 0..k-1 stand for the k candidates (rows ``candidates.rows`` of the batch).
+    scratch = Fields(len(candidates))
+    local = Layer(np.arange(len(candidates), dtype=np.int64), candidates.start, candidates.end,
+                  candidates.stated_end)
+    inner = teredo.dissect(data, local, scratch)
     if not len(inner):
         return
     _network(data, inner, np.full(len(inner), ETHERTYPE_IPV6), scratch, depth + 1)
-    out.merge_hidden(scratch)
-    _mark_tunnel(out, inner.rows, _TEREDO)
+    out.merge_hidden(scratch, candidates.rows)
+    _mark_tunnel(out, candidates.rows[inner.rows], _TEREDO)

@@ -26,6 +26,10 @@ EOL, NOP, MSS, WINDOW_SCALE, SACK_PERMITTED, TIMESTAMPS = 0, 1, 2, 3, 4, 8
 _NAMED = ("tcp.srcport", "tcp.dstport", "tcp.seq_raw", "tcp.hdr_len", "tcp.ack_raw", "tcp.flags", "tcp.len",
           "tcp.window_size_value", "tcp.checksum", "tcp.urgent_pointer")
 _SRCPORT, _DSTPORT, _SEQ, _HDR_LEN, _ACK, _FLAGS, _LEN, _WINDOW, _CHECKSUM, _URGENT = range(len(_NAMED))
+# Their widths on the wire (RFC 9293 §3.1); tcp.len is computed, and a segment whose IP total length
+# is 0 (TCP segmentation offload) takes its captured length, which may pass 16 bits.
+_WIDTHS = (np.uint16, np.uint16, np.uint32, np.uint8, np.uint32, np.uint16, np.int64,
+           np.uint16, np.uint16, np.uint16)
 _NOT_QUOTED = ("tcp.seq_raw", "tcp.len")   # not filled in the datagram quoted by an ICMP error
 # Hidden columns (the innermost packet: the last occurrence wins), for connection tracking.
 _HIDDEN = ("_l4.srcport", "_l4.dstport", "_tcp.seq", "_tcp.ack", "_tcp.flags", "_tcp.window", "_tcp.len")
@@ -36,6 +40,7 @@ _H_SRCPORT, _H_DSTPORT, _H_SEQ, _H_ACK, _H_FLAGS, _H_WINDOW, _H_LEN, _H_START, _
 _OPTIONS = ("tcp.options.mss_val", "tcp.options.wscale.shift", "tcp.options.timestamp.tsval",
             "tcp.options.timestamp.tsecr", "tcp.options.sack_perm")
 _O_MSS, _O_WSCALE, _O_TSVAL, _O_TSECR, _O_SACK = range(len(_OPTIONS))
+_OPTION_WIDTHS = (np.uint16, np.uint8, np.uint32, np.uint32, np.bool_)   # RFC 9293 §3.2, RFC 7323, RFC 2018
 
 # Weird bits of the compiled loop, in the order the weirds are recorded.
 _TRUNCATED, _CUT, _BAD_LENGTH, _OPTIONS_CUT = 1, 2, 4, 8
@@ -66,7 +71,8 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields, first_fragment: np.ndar
     header wins.
     """
     unused = (np.zeros(0, np.int64), np.zeros(0, np.bool_))
-    named = [unused if quoted and name in _NOT_QUOTED else out.column(name, np.int64) for name in _NAMED]
+    named = [unused if quoted and name in _NOT_QUOTED else out.column(name, width)
+             for name, width in zip(_NAMED, _WIDTHS)]
     new_payload_columns = [name for name in _PAYLOAD if name not in out.values]
     hidden = [out.column(name, np.int64) for name in _HIDDEN + _PAYLOAD]
     if first_fragment is None:
@@ -79,8 +85,7 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields, first_fragment: np.ndar
     for option, name in enumerate(_OPTIONS):
         found = option_counts[option]
         if found:
-            values = option_values[option, :found]
-            out.put(name, option_rows[option, :found], values.astype(bool) if option == _O_SACK else values)
+            out.put(name, option_rows[option, :found], option_values[option, :found].astype(_OPTION_WIDTHS[option]))
     # The payload offsets were written above, but their columns come after the options' (creation order).
     out.move_to_end(new_payload_columns)
     return Layer(rows[:count], start[:count], end[:count], stated_end[:count])

@@ -35,7 +35,8 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     datagram is shorter than the header), ``internally_truncated_header``
     (the header was not all captured).
     """
-    columns = [out.column(name, np.int64) for name in _COLUMNS]
+    # Named columns in their widths on the wire (RFC 768), hidden ones as int64.
+    columns = [out.column(name, np.int64 if name[0] == "_" else np.uint16) for name in _COLUMNS]
     count, rows, start, end, stated_end, source, destination, bits, seen = _dissect(
         data, layer.rows, layer.start, layer.end, layer.stated_end,
         tuple(c for c, _ in columns), tuple(v for _, v in columns))

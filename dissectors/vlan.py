@@ -25,8 +25,8 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields) -> tuple[Layer, np.ndar
     A tag cut short by the capture gets Zeek's weird ``truncated_link_header``.
     The stack calls this again for a further tag, so QinQ and deeper work.
     """
-    columns = (out.column("vlan.priority", np.int64) + out.column("vlan.dei", np.int64)
-               + out.column("vlan.id", np.int64) + out.column("vlan.etype", np.int64))
+    columns = (out.column("vlan.priority", np.uint8) + out.column("vlan.dei", np.uint8)
+               + out.column("vlan.id", np.uint16) + out.column("vlan.etype", np.uint16))
     count, rows, start, end, stated_end, ethertype, bits, seen = _dissect(
         data, layer.rows, layer.start, layer.end, layer.stated_end, *columns)
     out.flag_bits(layer.rows, bits, seen, ((_TRUNCATED, "truncated_link_header", "vlan"),))

@@ -281,6 +281,12 @@ class Fields:
         where ``valid`` is still false (the first occurrence wins), a cell of
         a hidden (``_``) column always (the last occurrence wins).  Getting a
         column creates it, as a :meth:`put` does even with no rows.
+
+        The hot dissectors ask for their named columns in the width of the
+        field on the wire (``uint16`` ports, ``uint8`` TTL …): a batch's
+        columns are written, cleared and copied into the frame once each, so
+        narrow columns cost a fraction of int64 ones.  Hidden columns, which
+        connection tracking computes with, stay ``int64``.
         """
         column = self.values.get(name)
         if column is None:
@@ -326,13 +332,15 @@ class Fields:
         valid = self.valid.get(name)
         return np.zeros(len(rows), dtype=bool) if valid is None else valid[rows]
 
-    def merge_hidden(self, other: "Fields") -> None:
+    def merge_hidden(self, other: "Fields", rows: np.ndarray) -> None:
         """Take the hidden (``_``) cells ``other`` set (last occurrence wins) and its weirds; drop its named columns.
 
         For a tunnel Zeek decodes but Wireshark does not (Teredo recognised by
         content on another port than 3544): connection tracking and the
         application stages see the inner packet, the ``packets`` frame keeps
-        Wireshark's view of the datagram.  ``other`` has the same ``n`` rows.
+        Wireshark's view of the datagram.  Row ``i`` of ``other`` is row
+        ``rows[i]`` here (``int64[other.n]``): the scratch columns hold only
+        the few datagrams concerned, not a whole batch.
         """
         for name, values in other.values.items():
             if name[0] != "_":
@@ -340,14 +348,10 @@ class Fields:
             valid = other.valid[name]
             if not valid.any():
                 continue
-            column = self.values.get(name)
-            if column is None:
-                self.values[name] = values.copy()
-                self.valid[name] = valid.copy()
-                continue
-            column[valid] = values[valid]
-            self.valid[name] |= valid
-        self.weird.extend(other.weird)
+            column, column_valid = self.column(name, values.dtype, values.shape[1] if values.ndim == 2 else 0)
+            column[rows[valid]] = values[valid]
+            column_valid[rows[valid]] = True
+        self.weird.extend((rows[weird_rows], name, addl) for weird_rows, name, addl in other.weird)
 
     def quiet(self) -> "Fields":
         """A view of these columns that records no weirds and no hidden (``_``) columns.
@@ -390,15 +394,18 @@ def put_first(column, valid, row, value):
     Branch-free: numba compiles a conditional store in a called function
     into a loop ten times slower.
     """
-    column[row] = column[row] if valid[row] else value
-    valid[row] = True
+    # An unsigned index: rows are never negative, and numba checks a signed one for wrap-around.
+    at = np.uint64(row)
+    column[at] = column[at] if valid[at] else value
+    valid[at] = True
 
 
 @numba.njit(cache=True, nogil=True)
 def put_last(column, valid, row, value):
     """Write a hidden cell (the last occurrence wins)."""
-    column[row] = value
-    valid[row] = True
+    at = np.uint64(row)
+    column[at] = value
+    valid[at] = True
 
 
 @numba.njit(cache=True, nogil=True)

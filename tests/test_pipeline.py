@@ -112,3 +112,42 @@ def test_strings_from_rows_equals_python_strings(texts):
     got = strings_from_rows(chars, lengths)
     expected = pd.array([text or None for text in texts], dtype="string")
     assert got.dtype == expected.dtype and got.equals(expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["mac", "ipv4", "ipv6"]), st.integers(0, 3000), st.integers(1, 2000), st.floats(0, 1),
+       st.integers(0, 2**32 - 1))
+def test_address_categoricals_equal_numpy_unique(kind, n, distinct, null_share, seed):
+    """frames._addresses (compiled hash grouping, categories in byte order) codes and names addresses
+    as ``np.unique`` and ``socket`` do, across table growth (up to 2,000 distinct) and nulls."""
+    import socket
+
+    import numpy as np
+
+    from analyzer.frames import _addresses
+    rng = np.random.default_rng(seed)
+    width = {"mac": 6, "ipv4": 4, "ipv6": 16}[kind]
+    pool = rng.integers(0, 256, size=(distinct, width), dtype=np.uint8)
+    pool[::3, :width // 2] = 0          # shared prefixes, runs of zeros (RFC 5952 "::")
+    raw = pool[rng.integers(0, distinct, n)] if n else np.zeros((0, width), np.uint8)
+    mask = rng.random(n) < null_share
+    if kind == "ipv6":
+        values = np.ascontiguousarray(raw).view("V16").reshape(n)
+    else:
+        values = np.zeros(n, np.uint64)
+        for byte in range(width):
+            values = (values << np.uint64(8)) | raw[:, byte].astype(np.uint64)
+        values = values.astype(np.uint32 if kind == "ipv4" else np.uint64)
+    got = _addresses(kind, values, mask)
+    unique, inverse = np.unique(raw[~mask], axis=0, return_inverse=True)
+    expected_codes = np.full(n, -1)
+    expected_codes[~mask] = inverse.reshape(-1)
+    if kind == "ipv6":
+        names = [socket.inet_ntop(socket.AF_INET6, row.tobytes()) for row in unique]
+    elif kind == "ipv4":
+        names = [socket.inet_ntoa(row.tobytes()) for row in unique]
+    else:
+        names = [row.tobytes().hex(":") for row in unique]
+    assert np.array_equal(np.asarray(got.codes), expected_codes)
+    assert list(got.categories) == names
+    assert got.codes.dtype == (np.int8 if len(unique) < 127 else np.int16)   # pandas' smallest code dtype
