@@ -117,16 +117,9 @@ def renumbered(group: np.ndarray, order: np.ndarray) -> np.ndarray:
     row's rank (-1 kept) in the smallest signed dtype that holds ``g`` codes,
     the dtype ``pandas.Categorical`` keeps its codes in.
     """
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(len(order))
     dtype = np.int8 if len(order) < 127 else np.int16 if len(order) < 32767 else np.int32
-    codes = np.empty(len(group), dtype)
-    _renumber(group, rank, codes)
-    return codes
-
-
-@numba.njit(cache=True, nogil=True)
-def _renumber(group, rank, codes):
-    for i in range(group.shape[0]):
-        g = group[i]
-        codes[i] = rank[g] if g >= 0 else -1
+    # One entry more, -1, which a group of -1 picks as the last entry.
+    rank = np.empty(len(order) + 1, dtype)
+    rank[order] = np.arange(len(order))
+    rank[-1] = -1
+    return rank.take(group)

@@ -98,9 +98,9 @@ class ColumnMemory:
                 self.arena = _take_arena(self.n * _bytes_per_row[0])
                 self.used = -1 if self.arena is None else 0   # -1: no arena, do not ask again
             if self.arena is not None and self.used + nbytes <= self.arena.nbytes:
-                block = self.arena[self.used:self.used + nbytes]
+                block = self.arena[self.used:self.used + nbytes].view(dtype)
                 self.used += -(-nbytes // _ALIGN) * _ALIGN
-                return block.view(dtype).reshape(shape)
+                return block if len(shape) == 1 else block.reshape(shape)
             # Out of arena: the next Fields gets a bigger one.
             _bytes_per_row[0] = max(_bytes_per_row[0], -(-self.needed * 5 // (4 * self.n)))
         return np.empty(shape, dtype)
@@ -108,7 +108,7 @@ class ColumnMemory:
     def zeros(self, shape: tuple[int, ...], dtype) -> np.ndarray:
         """A zeroed C-contiguous array of ``shape`` and ``dtype``."""
         array = self.empty(shape, dtype)
-        array[...] = 0
+        array.fill(0)
         return array
 
     def sink(self, name: str, dtype, width: int) -> tuple[np.ndarray, np.ndarray]:

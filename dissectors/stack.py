@@ -55,6 +55,9 @@ _TRANSPORT_GROUPS = np.arange(len(_TRANSPORT_KEYS), dtype=np.int64)
 _TUNNEL_PORTS = np.array([vxlan.UDP_PORT, geneve.UDP_PORT, teredo.UDP_PORT, ayiya.UDP_PORT, gtp.UDP_PORT],
                          dtype=np.int64)
 _VXLAN, _GENEVE, _TEREDO, _AYIYA, _GTP = range(len(_TUNNEL_PORTS))
+# Whether a port is one of them, by port number: two lookups per datagram instead of np.isin's scans.
+_IS_TUNNEL_PORT = np.zeros(1 << 16, dtype=bool)
+_IS_TUNNEL_PORT[_TUNNEL_PORTS] = True
 #: Zeek's analyzer names, the ``service`` its conn.log gives a tunnel's outer UDP connection,
 #: indexed by the hidden column ``_tunnel.service`` (the outermost UDP tunnel decoded).
 TUNNEL_SERVICES = ("vxlan", "geneve", "teredo", "ayiya", "gtpv1")
@@ -289,7 +292,7 @@ def _udp_tunnels(data: np.ndarray, layer: Layer, source: np.ndarray, destination
     """
     if not len(layer):
         return
-    tunnelled = np.isin(source, _TUNNEL_PORTS) | np.isin(destination, _TUNNEL_PORTS)
+    tunnelled = _IS_TUNNEL_PORT[source] | _IS_TUNNEL_PORT[destination]
     if not out.quoted and not tunnelled.all():
         _teredo_by_content(data, layer.take(~tunnelled), out, depth)
     if not tunnelled.any():

@@ -70,9 +70,10 @@ def dissect(data: np.ndarray, layer: Layer, out: Fields, first_fragment: np.ndar
     (Wireshark: malformed option); the first occurrence of an option in a
     header wins.
     """
-    unused = (np.zeros(0, np.int64), np.zeros(0, np.bool_))
-    named = [unused if quoted and name in _NOT_QUOTED else out.column(name, width)
-             for name, width in zip(_NAMED, _WIDTHS)]
+    # Empty stand-ins of the same dtypes for the columns a quoted datagram does not fill: one compiled
+    # signature for both cases.
+    named = [(np.zeros(0, width), np.zeros(0, np.bool_)) if quoted and name in _NOT_QUOTED
+             else out.column(name, width) for name, width in zip(_NAMED, _WIDTHS)]
     new_payload_columns = [name for name in _PAYLOAD if name not in out.values]
     hidden = [out.column(name, np.int64) for name in _HIDDEN + _PAYLOAD]
     if first_fragment is None:

@@ -175,6 +175,10 @@ class ConnStage:
         for part_batch, part_fields, rows in parts:
             part_events = build_events(part_batch, part_fields, self.validate, dropped_rows(part_fields))
             row = part_events[:, S.V_ROW]
+            if rows is not None:
+                # A datagram is seen at the fragment that completed it: that frame's number (the datagram
+                # batch's own numbering depends on how the capture was cut into batches).
+                part_events[:, S.V_FRAME] = batch.first_number + rows[row]
             events.append(part_events)
             keys.append(row if rows is None else rows[row])
             sizes.append(len(part_batch))
