@@ -182,9 +182,9 @@ class Pipeline:
             SmtpStage(self.connections, extractor=http.extractor),
         ]
         self.stages = [self.packets, self.connections] + applications + list(stages or ())
-        # Stages that read reassembled IP datagrams as well (DNS over fragmented UDP).
-        self.datagram_readers = [stage for stage in self.stages[2:]
-                                 if "frame_numbers" in inspect.signature(stage.feed).parameters]
+        # Stages that read reassembled IP datagrams on their own, after the batch (those that see them
+        # with the batch, ``sees_datagrams``, take them in capture order themselves).
+        self.datagram_readers = _datagram_readers(self.stages)
         self.fragments = FragmentReassembler()
         self.stream_readers = [stage for stage in self.stages if hasattr(stage, "feed_stream")]
         self.streams = TcpReassembly() if self.stream_readers else None
@@ -196,7 +196,7 @@ class Pipeline:
         kept = [s for s in self.stages if type(s) is not type(stage)]
         self.stages = kept + [stage]
         self.stream_readers = [s for s in self.stages if hasattr(s, "feed_stream")]
-        self.datagram_readers = [s for s in self.stages[2:] if "frame_numbers" in inspect.signature(s.feed).parameters]
+        self.datagram_readers = _datagram_readers(self.stages)
         if self.stream_readers and self.streams is None:
             self.streams = TcpReassembly()
 
@@ -208,7 +208,9 @@ class Pipeline:
         # Connection tracking takes each datagram at its completing fragment, in capture order.
         self.connections.feed(batch, fields, datagrams=[(b, f, rows) for b, f, rows, _ in datagrams])
         for stage in self.stages:
-            if stage is not self.packets and stage is not self.connections:
+            if getattr(stage, "sees_datagrams", False):
+                stage.feed(batch, fields, datagrams=datagrams)
+            elif stage is not self.packets and stage is not self.connections:
                 stage.feed(batch, fields)
         for datagram_batch, datagram_fields, rows, numbers in datagrams:
             for stage in self.datagram_readers:
@@ -219,9 +221,10 @@ class Pipeline:
             _fill_rows(fields, datagram_fields, rows)
         self.packets.feed(batch, fields)
         if self.streams is not None:
-            more = [(b, f, None, numbers) for b, f, _, numbers in datagrams]
             # Segments with a bad checksum never reach reassembly (Zeek drops them in the TCP analyzer).
             serial = np.where(self.connections.batch_checksum_ok, self.connections.batch_serial, -1)
+            # A datagram's connection is the one connection tracking gave the fragment that completed it.
+            more = [(b, f, self.connections.batch_serial[rows], numbers) for b, f, rows, numbers in datagrams]
             self._deliver(self.streams.feed_columns(batch, fields, uid_per_row=serial, more=more))
         self.frames_fed += len(batch)
         self._weirds(self.fragments.pop_weirds() + (self.streams.pop_weirds() if self.streams else []))
@@ -358,6 +361,11 @@ def fewer_collections(threshold: int = 200_000):
         yield
     finally:
         gc.set_threshold(*before)
+
+
+def _datagram_readers(stages) -> list:
+    return [stage for stage in stages[2:] if not getattr(stage, "sees_datagrams", False)
+            and "frame_numbers" in inspect.signature(stage.feed).parameters]
 
 
 def _fill_rows(fields: Fields, datagram_fields: Fields, rows: np.ndarray) -> None:

@@ -136,14 +136,29 @@ class DnsStage:
 
     # ------------------------------------------------------------------ inputs
 
-    def feed(self, batch, fields, frame_numbers: np.ndarray | None = None) -> None:
+    #: The pipeline hands :meth:`feed` the datagrams reassembled from each batch's fragments.
+    sees_datagrams = True
+
+    def feed(self, batch, fields, frame_numbers: np.ndarray | None = None, datagrams=()) -> None:
         """Take the DNS-over-UDP datagrams of one dissected batch.
 
         ``frame_numbers``: the frame number of each row of ``batch`` when it is
         not ``batch.first_number + row`` (a batch of reassembled IP datagrams,
         each given the frame of the fragment that completed it).
+        ``datagrams``: ``(batch, fields, rows, frame numbers)`` of the IP
+        datagrams reassembled from this batch's fragments, datagram ``i``
+        completed by row ``rows[i]``: taken with the batch's own, in capture
+        order (each at its completing fragment, after that frame's own), so
+        that pairing and timeouts do not depend on where batches are cut.
         """
         dgrams = udp_datagrams(batch, fields, self.ports, self.verify_checksums)
+        parts = [(part_batch, part_fields, rows, udp_datagrams(part_batch, part_fields, self.ports,
+                                                                self.verify_checksums))
+                 for part_batch, part_fields, rows, _ in datagrams]
+        parts = [part for part in parts if len(part[3])]
+        if parts:
+            self._feed_merged(batch, fields, dgrams, parts)
+            return
         if not len(dgrams):
             return
         ts = batch.ts_ns[dgrams.rows].astype(np.int64)
@@ -160,6 +175,62 @@ class DnsStage:
                       dgrams.end, dgrams.delivered, ts, frame, batch.ts_ns.astype(np.int64, copy=False),
                       None if serial is None else serial[dgrams.rows],
                       None if dropped is None else np.isin(dgrams.rows, dropped))
+
+    def _feed_merged(self, batch, fields, dgrams, parts) -> None:
+        """:meth:`feed` of a batch and the DNS datagrams reassembled from its fragments, as one timeline.
+
+        The timeline is the batch's packets with each datagram after the
+        fragment that completed it; the payloads are read from one buffer,
+        the batch's bytes followed by the datagrams'.
+        """
+        n = len(batch)
+        first = batch.first_number
+        # Timeline position of each packet: batch rows, then datagram rows, ordered by (completing row, part).
+        anchors = [np.arange(n, dtype=np.int64)] + [rows[part.rows] for _, _, rows, part in parts]
+        source = np.concatenate([np.full(len(a), i, dtype=np.int64) for i, a in enumerate(anchors)])
+        anchor = np.concatenate(anchors)
+        order = np.lexsort((source, anchor))
+        position = np.empty(len(order), dtype=np.int64)
+        position[order] = np.arange(len(order))
+        times = np.concatenate([batch.ts_ns.astype(np.int64)]
+                               + [part_batch.ts_ns[part.rows].astype(np.int64) for part_batch, _, _, part in parts])
+        pkt_ts = times[order]
+        # Byte offsets: each part's payload offsets moved past the buffers before it.
+        buffers = [batch.data] + [part_batch.data for part_batch, _, _, _ in parts]
+        bases = np.cumsum([0] + [len(b) for b in buffers[:-1]])
+        data = np.concatenate(buffers) if len(buffers) > 1 else buffers[0]
+        pieces = [(dgrams, 0, dgrams.rows, (dgrams.rows + first).astype(np.int64),
+                   batch.ts_ns[dgrams.rows].astype(np.int64), dropped_rows(fields))]
+        at = n
+        for i, (part_batch, part_fields, rows, part) in enumerate(parts, 1):
+            local = np.arange(at, at + len(part))      # their places in ``position`` (after the batch rows)
+            at += len(part)
+            pieces.append((part, i, local, rows[part.rows] + first, part_batch.ts_ns[part.rows].astype(np.int64),
+                           dropped_rows(part_fields)))
+        serial = getattr(self.connections, "batch_serial", None)
+        if serial is not None and len(serial) != n:
+            serial = None
+
+        def column(pick):
+            return np.concatenate([pick(piece) for piece in pieces])
+
+        event_rows = column(lambda piece: position[piece[2]])
+        events = np.argsort(event_rows, kind="stable")
+        dropped_mask = column(lambda piece: np.zeros(len(piece[0]), dtype=bool) if piece[5] is None
+                              else np.isin(piece[0].rows, piece[5]))
+        with _gc_paused():
+            self._udp(data, event_rows[events],
+                      column(lambda piece: piece[0].src)[events], column(lambda piece: piece[0].dst)[events],
+                      column(lambda piece: piece[0].sport)[events], column(lambda piece: piece[0].dport)[events],
+                      column(lambda piece: piece[0].start + bases[piece[1]])[events],
+                      column(lambda piece: piece[0].end + bases[piece[1]])[events],
+                      column(lambda piece: piece[0].delivered)[events], column(lambda piece: piece[4])[events],
+                      column(lambda piece: piece[3])[events], pkt_ts,
+                      # Only the batch's own datagrams confirm a connection's service, as before.
+                      None if serial is None else column(
+                          lambda piece: serial[piece[0].rows] if piece[1] == 0
+                          else np.full(len(piece[0]), -1, dtype=np.int64))[events],
+                      dropped_mask[events])
 
     def feed_datagram(self, src_h: str, src_p: int, dst_h: str, dst_p: int, payload: bytes, ts_ns: int,
                       frame_number: int, checksum_ok: bool = True) -> None:

@@ -98,13 +98,35 @@ class HttpStage:
 
     # -- pipeline interface ------------------------------------------------------------------------------
 
-    def feed(self, batch, fields) -> None:
-        """Note which connections started with a SYN (the others are "partial" for Zeek's HTTP analyzer)."""
+    #: The pipeline hands :meth:`feed` the datagrams reassembled from each batch's fragments.
+    sees_datagrams = True
+
+    def feed(self, batch, fields, datagrams=()) -> None:
+        """Note which connections started with a SYN (the others are "partial" for Zeek's HTTP analyzer).
+
+        ``datagrams``: ``(batch, fields, rows, frame numbers)`` of the IP
+        datagrams reassembled from this batch's fragments, datagram ``i`` seen
+        at the fragment that completed it (batch row ``rows[i]``, which
+        carries its connection): a connection's first packet may be one,
+        whichever batch its next packets fall in.
+        """
         serial = getattr(self.connections, "batch_serial", None)
-        values, valid = fields.values, fields.valid
-        if serial is None or len(serial) != len(batch) or "_tcp.flags" not in values:
+        if serial is None or len(serial) != len(batch):
             return
-        rows = np.flatnonzero(valid["_tcp.flags"] & (serial >= 0))
+        found_rows, found_flags = [], []
+        for part_fields, part_rows in [(fields, None)] + [(f, rows) for _, f, rows, _ in datagrams]:
+            if "_tcp.flags" not in part_fields.values:
+                continue
+            at = np.flatnonzero(part_fields.valid["_tcp.flags"])
+            found_flags.append(part_fields.values["_tcp.flags"][at])
+            found_rows.append(at if part_rows is None else part_rows[at])
+        if not found_rows:
+            return
+        rows, all_flags = np.concatenate(found_rows), np.concatenate(found_flags)
+        order = np.argsort(rows, kind="stable")    # capture order; the batch's own packet first within a row
+        rows, all_flags = rows[order], all_flags[order]
+        keep = serial[rows] >= 0
+        rows, all_flags = rows[keep], all_flags[keep]
         if not len(rows):
             return
         serials = serial[rows]
@@ -116,7 +138,7 @@ class HttpStage:
         uids, first = np.unique(serials, return_index=True)
         new = self._start[uids] == 0
         if new.any():
-            flags = values["_tcp.flags"][rows[first[new]]]
+            flags = all_flags[first[new]]
             # A first packet with SYN (a SYN-ACK too: Zeek flips the roles): a full connection;
             # anything else: picked up mid-stream.
             self._start[uids[new]] = np.where((flags & 0x02) != 0, 1, 2)

@@ -377,7 +377,14 @@ class SmtpStage:
             "extensions": _lists(field("extensions")),
             "frame.number": _ints([r.cmd_frame if r.cmd_frame >= 0 else r.frame for r in rows]),
         }
-        return pd.DataFrame(data, columns=[c.name for c in SMTP])
+        frame = pd.DataFrame(data, columns=[c.name for c in SMTP])
+        if len(frame):
+            # Capture order, as the http frame: not the order transactions ended in, which depends on
+            # where the batches were cut.
+            order = np.lexsort((frame["trans_depth"].to_numpy(dtype=np.int64, na_value=-1),
+                                frame["frame.number"].to_numpy(dtype=np.int64, na_value=-1)))
+            frame = frame.iloc[order].reset_index(drop=True)
+        return frame
 
 
 # -- frame columns from Python lists (pd.array's generic conversion costs 5-10x more per value) ------
