@@ -102,7 +102,6 @@ class _Column:
         return self.values[:rows], self.mask[:rows]
 
 
-
 def _anonymous_map(nbytes: int) -> mmap.mmap:
     """Private anonymous memory of ``nbytes`` bytes, zero-filled by the kernel as its pages are touched.
 
