@@ -186,10 +186,11 @@ class _Flags:
 def _recording(stage, connections, inputs: list):
     feed, feed_stream = stage.feed, stage.feed_stream
 
-    def recorded_feed(batch, fields):
+    def recorded_feed(batch, fields, datagrams=()):
         serial = connections.batch_serial
-        inputs.append((len(batch), None if serial is None else serial.copy(), _Flags(fields)))
-        feed(batch, fields)
+        kept = [(None, _Flags(part_fields), rows.copy(), None) for _, part_fields, rows, _ in datagrams]
+        inputs.append((len(batch), None if serial is None else serial.copy(), _Flags(fields), kept))
+        feed(batch, fields, datagrams=datagrams)
 
     def recorded_feed_stream(delivery):
         inputs.append(delivery)
@@ -229,7 +230,7 @@ def run_stage_alone(inputs: list, repeat: int) -> dict:
         for item in inputs:
             if item.__class__ is tuple:
                 connections.batch_serial = item[1]
-                feed(_Batch(item[0]), item[2])
+                feed(_Batch(item[0]), item[2], datagrams=item[3])
             else:
                 feed_stream(item)
         rows = len(stage.finish()["http"])

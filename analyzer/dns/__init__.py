@@ -3,8 +3,8 @@
 Usage in the pipeline (a stream stage, like HTTP)::
 
     stage = DnsStage(connections=pipeline.connections)   # sets conn.log service "dns"
-    stage.feed(batch, fields)                              # per batch: DNS over UDP
-    stage.feed(datagrams, datagram_fields, frame_numbers=numbers)   # reassembled IP datagrams
+    stage.feed(batch, fields, datagrams=completed)         # per batch: DNS over UDP, with the IP
+                                                           # datagrams its fragments completed
     stage.feed_stream(delivery)                            # per reassembled TCP chunk (53/tcp)
     tables = stage.finish()                                # {"dns": …} (+ "dns_messages", "dns_weird" on request)
     stage.weirds                                           # [(frame.number, name, addl), …] for the weird table

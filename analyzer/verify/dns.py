@@ -37,6 +37,7 @@ from captures import open_capture
 from dissectors import dissect
 
 from ..dns import DNS, DnsStage
+from ..dns.transport import udp_datagrams
 from ..zeek_log import format_value
 from .baseline import read_zeek_log, zeek_text
 from .corpus import capture_beside, ignores_checksums
@@ -77,18 +78,19 @@ def run_capture(path: str | os.PathLike, **options) -> dict:
     with open_capture(path) as reader:
         for batch in reader.batches():
             fields = dissect(batch)
-            stage.feed(batch, fields)
-            nested = []
+            nested, completed = [], []
             datagrams, numbers = fragments.feed(batch, fields)
             for _ in range(4):
                 if not len(datagrams):
                     break
                 inner = dissect(datagrams)
-                before = stage.message_count
-                stage.feed(datagrams, inner, frame_numbers=numbers)
-                extra["fragments"] += stage.message_count - before
                 nested.append((datagrams, inner, None, numbers))
+                completed.append((datagrams, inner, numbers - batch.first_number, numbers))
+                extra["fragments"] += int(udp_datagrams(datagrams, inner, stage.ports,
+                                                        stage.verify_checksums).delivered.sum())
                 datagrams, numbers = fragments.feed(datagrams, inner, frame_numbers=numbers)
+            # The batch's datagrams and the reassembled ones in capture order, as the pipeline gives them.
+            stage.feed(batch, fields, datagrams=completed)
             for delivery in streams.feed(batch, fields, more=nested):
                 extra["tcp"] += delivery.key.resp_p == 53 and bool(delivery.chunk.data)
                 stage.feed_stream(delivery)
