@@ -54,6 +54,15 @@ DEFAULT_PORTS = (53, 137, 5353, 5355)
 _TCP_BATCH = 4096
 
 
+def _payloads(data: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bytes ``data[start[i]:end[i]]`` of each datagram end to end (``uint8``), and where each begins."""
+    lengths = np.maximum(end - start, 0)
+    begins = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=begins[1:])
+    offsets = np.repeat(start - begins, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
+    return data[offsets], begins
+
+
 class DnsStage:
     """Builds the ``dns`` frame (Zeek dns.log), ``dns_weird`` and optionally ``dns_messages``.
 
@@ -180,8 +189,8 @@ class DnsStage:
         """:meth:`feed` of a batch and the DNS datagrams reassembled from its fragments, as one timeline.
 
         The timeline is the batch's packets with each datagram after the
-        fragment that completed it; the payloads are read from one buffer,
-        the batch's bytes followed by the datagrams'.
+        fragment that completed it; the payloads are read from one buffer
+        that holds only them (the DNS messages, not the whole batch).
         """
         n = len(batch)
         first = batch.first_number
@@ -195,10 +204,12 @@ class DnsStage:
         times = np.concatenate([batch.ts_ns.astype(np.int64)]
                                + [part_batch.ts_ns[part.rows].astype(np.int64) for part_batch, _, _, part in parts])
         pkt_ts = times[order]
-        # Byte offsets: each part's payload offsets moved past the buffers before it.
-        buffers = [batch.data] + [part_batch.data for part_batch, _, _, _ in parts]
-        bases = np.cumsum([0] + [len(b) for b in buffers[:-1]])
-        data = np.concatenate(buffers) if len(buffers) > 1 else buffers[0]
+        # The payloads, each part's after the ones before it.
+        payloads = [_payloads(batch.data, dgrams.start, dgrams.end)] + [
+            _payloads(part_batch.data, part.start, part.end) for part_batch, _, _, part in parts]
+        bases = np.cumsum([0] + [len(data) for data, _ in payloads[:-1]])
+        # (A byte more, so that the buffer is never empty, as feed_datagram's.)
+        data = np.concatenate([data for data, _ in payloads] + [np.zeros(1, np.uint8)])
         pieces = [(dgrams, 0, dgrams.rows, (dgrams.rows + first).astype(np.int64),
                    batch.ts_ns[dgrams.rows].astype(np.int64), dropped_rows(fields))]
         at = n
@@ -222,8 +233,9 @@ class DnsStage:
             self._udp(data, event_rows[events],
                       column(lambda piece: piece[0].src)[events], column(lambda piece: piece[0].dst)[events],
                       column(lambda piece: piece[0].sport)[events], column(lambda piece: piece[0].dport)[events],
-                      column(lambda piece: piece[0].start + bases[piece[1]])[events],
-                      column(lambda piece: piece[0].end + bases[piece[1]])[events],
+                      column(lambda piece: payloads[piece[1]][1] + bases[piece[1]])[events],
+                      column(lambda piece: payloads[piece[1]][1] + bases[piece[1]]
+                             + np.maximum(piece[0].end - piece[0].start, 0))[events],
                       column(lambda piece: piece[0].delivered)[events], column(lambda piece: piece[4])[events],
                       column(lambda piece: piece[3])[events], pkt_ts,
                       # Only the batch's own datagrams confirm a connection's service, as before.
