@@ -67,7 +67,8 @@ def group_values(values: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, np.n
         size *= 2
         table = np.full(size, -1, np.int32)
         distinct = np.concatenate([distinct[:count], np.empty(size // 2 - count, values.dtype)])
-        _group_values(distinct[:count].copy(), np.zeros(count, np.bool_), 0, np.empty(count, np.int32), table, distinct, 0)
+        _group_values(distinct[:count].copy(), np.zeros(count, np.bool_), 0, np.empty(count, np.int32),
+                      table, distinct, 0)
 
 
 @numba.njit(cache=True, nogil=True)
