@@ -117,6 +117,9 @@ def _anonymous_map(nbytes: int) -> mmap.mmap:
 # Rows a column's maps are first reserved for (address space only; see _Column).  Windows
 # commits a map's memory when it is made, so there the reserve starts small and grows.
 FIRST_CAPACITY = 1 << 16 if sys.platform == "win32" else 1 << 21
+# Batches of fewer rows (live capture's, say) back their pages as they are written: a helper thread
+# per batch would cost more than the page faults it saves.
+AHEAD_ROWS = 4096
 
 
 class TableBuilder:
@@ -187,6 +190,8 @@ class TableBuilder:
             column.values[rows:stop] = array
             np.logical_not(valid[name], out=column.mask[rows:stop])
         self._rows = stop
+        if n < AHEAD_ROWS:
+            return
         # The next batch is likely about as long as this one.
         self._ahead.start([piece for column in self._columns.values()
                            for piece in column.ranges(max(stop, column.backed), stop + n)],
