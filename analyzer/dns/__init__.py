@@ -193,56 +193,52 @@ class DnsStage:
         that holds only them (the DNS messages, not the whole batch).
         """
         n = len(batch)
-        first = batch.first_number
-        # Timeline position of each packet: batch rows, then datagram rows, ordered by (completing row, part).
-        anchors = [np.arange(n, dtype=np.int64)] + [rows[part.rows] for _, _, rows, part in parts]
-        source = np.concatenate([np.full(len(a), i, dtype=np.int64) for i, a in enumerate(anchors)])
-        anchor = np.concatenate(anchors)
-        order = np.lexsort((source, anchor))
+        # The batch as a part of its own, each packet "completed" by its own row.
+        parts = [(batch, fields, np.arange(n, dtype=np.int64), dgrams)] + parts
+        anchors = [np.arange(n, dtype=np.int64)] + [rows[part.rows] for _, _, rows, part in parts[1:]]
+        order = np.lexsort((np.concatenate([np.full(len(a), i) for i, a in enumerate(anchors)]),
+                            np.concatenate(anchors)))
         position = np.empty(len(order), dtype=np.int64)
         position[order] = np.arange(len(order))
-        times = np.concatenate([batch.ts_ns.astype(np.int64)]
-                               + [part_batch.ts_ns[part.rows].astype(np.int64) for part_batch, _, _, part in parts])
-        pkt_ts = times[order]
-        # The payloads, each part's after the ones before it.
-        payloads = [_payloads(batch.data, dgrams.start, dgrams.end)] + [
-            _payloads(part_batch.data, part.start, part.end) for part_batch, _, _, part in parts]
+        pkt_ts = np.concatenate([batch.ts_ns.astype(np.int64)] + [
+            part_batch.ts_ns[part.rows].astype(np.int64) for part_batch, _, _, part in parts[1:]])[order]
+        # Each datagram's place on the timeline: a batch packet's at its row, the others' after the batch's.
+        places, at = [dgrams.rows], n
+        for _, _, _, part in parts[1:]:
+            places.append(at + np.arange(len(part), dtype=np.int64))
+            at += len(part)
+        event_rows = np.concatenate([position[place] for place in places])
+        events = np.argsort(event_rows, kind="stable")
+
+        def merged(values):
+            return np.concatenate(values)[events]
+
+        payloads = [_payloads(part_batch.data, part.start, part.end) for part_batch, _, _, part in parts]
         bases = np.cumsum([0] + [len(data) for data, _ in payloads[:-1]])
         # (A byte more, so that the buffer is never empty, as feed_datagram's.)
         data = np.concatenate([data for data, _ in payloads] + [np.zeros(1, np.uint8)])
-        pieces = [(dgrams, 0, dgrams.rows, (dgrams.rows + first).astype(np.int64),
-                   batch.ts_ns[dgrams.rows].astype(np.int64), dropped_rows(fields))]
-        at = n
-        for i, (part_batch, part_fields, rows, part) in enumerate(parts, 1):
-            local = np.arange(at, at + len(part))      # their places in ``position`` (after the batch rows)
-            at += len(part)
-            pieces.append((part, i, local, rows[part.rows] + first, part_batch.ts_ns[part.rows].astype(np.int64),
-                           dropped_rows(part_fields)))
+        starts = [begins + base for (_, begins), base in zip(payloads, bases)]
         serial = getattr(self.connections, "batch_serial", None)
-        if serial is not None and len(serial) != n:
+        if serial is not None and len(serial) == n:
+            # Only the batch's own datagrams confirm a connection's service, as before.
+            serial = merged([serial[dgrams.rows]] + [np.full(len(part), -1, dtype=np.int64)
+                                                     for _, _, _, part in parts[1:]])
+        else:
             serial = None
-
-        def column(pick):
-            return np.concatenate([pick(piece) for piece in pieces])
-
-        event_rows = column(lambda piece: position[piece[2]])
-        events = np.argsort(event_rows, kind="stable")
-        dropped_mask = column(lambda piece: np.zeros(len(piece[0]), dtype=bool) if piece[5] is None
-                              else np.isin(piece[0].rows, piece[5]))
+        dropped = []
+        for _, part_fields, _, part in parts:
+            rows = dropped_rows(part_fields)
+            dropped.append(np.zeros(len(part), dtype=bool) if rows is None else np.isin(part.rows, rows))
         with _gc_paused():
-            self._udp(data, event_rows[events],
-                      column(lambda piece: piece[0].src)[events], column(lambda piece: piece[0].dst)[events],
-                      column(lambda piece: piece[0].sport)[events], column(lambda piece: piece[0].dport)[events],
-                      column(lambda piece: payloads[piece[1]][1] + bases[piece[1]])[events],
-                      column(lambda piece: payloads[piece[1]][1] + bases[piece[1]]
-                             + np.maximum(piece[0].end - piece[0].start, 0))[events],
-                      column(lambda piece: piece[0].delivered)[events], column(lambda piece: piece[4])[events],
-                      column(lambda piece: piece[3])[events], pkt_ts,
-                      # Only the batch's own datagrams confirm a connection's service, as before.
-                      None if serial is None else column(
-                          lambda piece: serial[piece[0].rows] if piece[1] == 0
-                          else np.full(len(piece[0]), -1, dtype=np.int64))[events],
-                      dropped_mask[events])
+            self._udp(data, event_rows[events], merged([part.src for *_, part in parts]),
+                      merged([part.dst for *_, part in parts]), merged([part.sport for *_, part in parts]),
+                      merged([part.dport for *_, part in parts]), merged(starts),
+                      merged([start + np.maximum(part.end - part.start, 0)
+                              for start, (*_, part) in zip(starts, parts)]),
+                      merged([part.delivered for *_, part in parts]),
+                      merged([part_batch.ts_ns[part.rows].astype(np.int64) for part_batch, _, _, part in parts]),
+                      merged([rows[part.rows] + batch.first_number for _, _, rows, part in parts]),
+                      pkt_ts, serial, merged(dropped))
 
     def feed_datagram(self, src_h: str, src_p: int, dst_h: str, dst_p: int, payload: bytes, ts_ns: int,
                       frame_number: int, checksum_ok: bool = True) -> None:
