@@ -160,85 +160,74 @@ class DnsStage:
         order (each at its completing fragment, after that frame's own), so
         that pairing and timeouts do not depend on where batches are cut.
         """
-        dgrams = udp_datagrams(batch, fields, self.ports, self.verify_checksums)
-        parts = [(part_batch, part_fields, rows, udp_datagrams(part_batch, part_fields, self.ports,
-                                                                self.verify_checksums))
-                 for part_batch, part_fields, rows, _ in datagrams]
-        parts = [part for part in parts if len(part[3])]
-        if parts:
-            self._feed_merged(batch, fields, dgrams, parts)
+        own = udp_datagrams(batch, fields, self.ports, self.verify_checksums)
+        parts = [(batch, fields, None, frame_numbers, own)]
+        for part_batch, part_fields, rows, numbers in datagrams:
+            part = udp_datagrams(part_batch, part_fields, self.ports, self.verify_checksums)
+            if len(part):
+                parts.append((part_batch, part_fields, rows, numbers, part))
+        if len(parts) == 1 and not len(own):
             return
-        if not len(dgrams):
-            return
-        ts = batch.ts_ns[dgrams.rows].astype(np.int64)
-        if frame_numbers is None:
-            frame = (dgrams.rows + batch.first_number).astype(np.int64)
-        else:
-            frame = np.asarray(frame_numbers, dtype=np.int64)[dgrams.rows]
+        # Connection numbers for the batch's own datagrams (a batch of datagrams fed alone has none).
         serial = getattr(self.connections, "batch_serial", None) if frame_numbers is None else None
         if serial is not None and len(serial) != len(batch):
             serial = None
-        dropped = dropped_rows(fields)
-        with _gc_paused():
-            self._udp(batch.data, dgrams.rows, dgrams.src, dgrams.dst, dgrams.sport, dgrams.dport, dgrams.start,
-                      dgrams.end, dgrams.delivered, ts, frame, batch.ts_ns.astype(np.int64, copy=False),
-                      None if serial is None else serial[dgrams.rows],
-                      None if dropped is None else np.isin(dgrams.rows, dropped))
+        self._feed_parts(batch, parts, serial)
 
-    def _feed_merged(self, batch, fields, dgrams, parts) -> None:
-        """:meth:`feed` of a batch and the DNS datagrams reassembled from its fragments, as one timeline.
+    def _feed_parts(self, batch, parts, serial) -> None:
+        """The DNS datagrams of a batch and of the IP datagrams reassembled from its fragments, as one timeline.
 
-        The timeline is the batch's packets with each datagram after the
-        fragment that completed it; the payloads are read from one buffer
+        ``parts``: ``(batch, fields, completing rows or None, frame numbers or
+        None, UdpDatagrams)``, the batch itself first.  The timeline is the
+        batch's packets with each reassembled datagram after the fragment that
+        completed it; with datagrams, the payloads are read from one buffer
         that holds only them (the DNS messages, not the whole batch).
         """
-        n = len(batch)
-        # The batch as a part of its own, each packet "completed" by its own row.
-        parts = [(batch, fields, np.arange(n, dtype=np.int64), dgrams)] + parts
-        anchors = [np.arange(n, dtype=np.int64)] + [rows[part.rows] for _, _, rows, part in parts[1:]]
-        order = np.lexsort((np.concatenate([np.full(len(a), i) for i, a in enumerate(anchors)]),
-                            np.concatenate(anchors)))
-        position = np.empty(len(order), dtype=np.int64)
-        position[order] = np.arange(len(order))
-        pkt_ts = np.concatenate([batch.ts_ns.astype(np.int64)] + [
-            part_batch.ts_ns[part.rows].astype(np.int64) for part_batch, _, _, part in parts[1:]])[order]
+        n, own = len(batch), parts[0][4]
+        if len(parts) == 1:
+            position, pkt_ts, data = None, batch.ts_ns.astype(np.int64, copy=False), batch.data
+            starts, ends = [own.start], [own.end]
+        else:
+            anchors = [np.arange(n, dtype=np.int64)] + [rows[part.rows] for _, _, rows, _, part in parts[1:]]
+            order = np.lexsort((np.concatenate([np.full(len(a), i) for i, a in enumerate(anchors)]),
+                                np.concatenate(anchors)))
+            position = np.empty(len(order), dtype=np.int64)
+            position[order] = np.arange(len(order))
+            pkt_ts = np.concatenate([batch.ts_ns.astype(np.int64)] + [
+                part_batch.ts_ns[part.rows].astype(np.int64) for part_batch, *_, part in parts[1:]])[order]
+            payloads = [_payloads(part_batch.data, part.start, part.end) for part_batch, *_, part in parts]
+            bases = np.cumsum([0] + [len(data) for data, _ in payloads[:-1]])
+            # (A byte more, so that the buffer is never empty, as feed_datagram's.)
+            data = np.concatenate([data for data, _ in payloads] + [np.zeros(1, np.uint8)])
+            starts = [begins + base for (_, begins), base in zip(payloads, bases)]
+            ends = [start + np.maximum(part.end - part.start, 0) for start, (*_, part) in zip(starts, parts)]
         # Each datagram's place on the timeline: a batch packet's at its row, the others' after the batch's.
-        places, at = [dgrams.rows], n
-        for _, _, _, part in parts[1:]:
+        places, at = [own.rows], n
+        for *_, part in parts[1:]:
             places.append(at + np.arange(len(part), dtype=np.int64))
             at += len(part)
-        event_rows = np.concatenate([position[place] for place in places])
+        event_rows = np.concatenate(places if position is None else [position[place] for place in places])
         events = np.argsort(event_rows, kind="stable")
 
         def merged(values):
             return np.concatenate(values)[events]
 
-        payloads = [_payloads(part_batch.data, part.start, part.end) for part_batch, _, _, part in parts]
-        bases = np.cumsum([0] + [len(data) for data, _ in payloads[:-1]])
-        # (A byte more, so that the buffer is never empty, as feed_datagram's.)
-        data = np.concatenate([data for data, _ in payloads] + [np.zeros(1, np.uint8)])
-        starts = [begins + base for (_, begins), base in zip(payloads, bases)]
-        serial = getattr(self.connections, "batch_serial", None)
-        if serial is not None and len(serial) == n:
-            # Only the batch's own datagrams confirm a connection's service, as before.
-            serial = merged([serial[dgrams.rows]] + [np.full(len(part), -1, dtype=np.int64)
-                                                     for _, _, _, part in parts[1:]])
-        else:
-            serial = None
+        frames = [(part.rows + part_batch.first_number if numbers is None else np.asarray(numbers)[part.rows])
+                  .astype(np.int64) for part_batch, _, _, numbers, part in parts]
+        if serial is not None:
+            # Only the batch's own datagrams confirm a connection's service.
+            serial = merged([serial[own.rows]] + [np.full(len(part), -1, dtype=np.int64) for *_, part in parts[1:]])
         dropped = []
-        for _, part_fields, _, part in parts:
+        for _, part_fields, _, _, part in parts:
             rows = dropped_rows(part_fields)
             dropped.append(np.zeros(len(part), dtype=bool) if rows is None else np.isin(part.rows, rows))
         with _gc_paused():
             self._udp(data, event_rows[events], merged([part.src for *_, part in parts]),
                       merged([part.dst for *_, part in parts]), merged([part.sport for *_, part in parts]),
-                      merged([part.dport for *_, part in parts]), merged(starts),
-                      merged([start + np.maximum(part.end - part.start, 0)
-                              for start, (*_, part) in zip(starts, parts)]),
+                      merged([part.dport for *_, part in parts]), merged(starts), merged(ends),
                       merged([part.delivered for *_, part in parts]),
-                      merged([part_batch.ts_ns[part.rows].astype(np.int64) for part_batch, _, _, part in parts]),
-                      merged([rows[part.rows] + batch.first_number for _, _, rows, part in parts]),
-                      pkt_ts, serial, merged(dropped))
+                      merged([part_batch.ts_ns[part.rows].astype(np.int64) for part_batch, *_, part in parts]),
+                      merged(frames), pkt_ts, serial, merged(dropped))
 
     def feed_datagram(self, src_h: str, src_p: int, dst_h: str, dst_p: int, payload: bytes, ts_ns: int,
                       frame_number: int, checksum_ok: bool = True) -> None:
